@@ -1,0 +1,55 @@
+"""ganzoo: a GAN zoo for PyTorch. Architectures are plugins behind one train/generate interface.
+
+Public API::
+
+    import ganzoo
+    ganzoo.list_architectures("wgan*")
+    model = ganzoo.create("dcgan", ganzoo.DataSpec(32, 3), latent_dim=128)
+    ckpt = ganzoo.load_checkpoint("runs/00000-dcgan-shapes/checkpoints/ckpt-000020032.pt")
+    images = ckpt.model.generate(16, seed=0)
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+
+import torch
+
+from ganzoo.architecture import Architecture, DataSpec, option
+from ganzoo.errors import GanzooError
+from ganzoo.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+__all__ = ["Architecture", "DataSpec", "GanzooError", "create", "hookimpl",
+           "list_architectures", "load_checkpoint", "option"]
+
+
+def list_architectures(pattern: str = "*") -> list[str]:
+    """Names of the registered architectures matching a shell-style pattern, sorted."""
+    from ganzoo.registry import get_registry
+    return sorted(n for n in get_registry().architectures() if fnmatch.fnmatch(n, pattern))
+
+
+def create(name: str, data: DataSpec, device: str | torch.device = "cpu",
+           **overrides) -> Architecture:
+    """Build architecture ``name`` for ``data``; keyword overrides set Config fields
+    (``None`` values are dropped, so CLI-style plumbing can pass every option)."""
+    from ganzoo.registry import get_registry
+    cls = get_registry().architecture(name)
+    config = make_config(cls, {k: v for k, v in overrides.items() if v is not None})
+    return cls(config, data, torch.device(device))
+
+
+def make_config(cls: type[Architecture], values: dict):
+    names = {f.name for f in dataclasses.fields(cls.Config)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise GanzooError(f"{cls.name} has no option(s) {', '.join(unknown)}")
+    return cls.Config(**values)
+
+
+def load_checkpoint(path, *, trust: bool = False, device: str | torch.device = "cpu"):
+    """Load a checkpoint file and rebuild its model; see :mod:`ganzoo.checkpoint`."""
+    from ganzoo.checkpoint import load_model
+    return load_model(path, trust=trust, device=torch.device(device))

@@ -1,0 +1,107 @@
+"""The interface every architecture implements, and what the data tells a model (DataSpec).
+
+An architecture owns its networks, losses and optimisers, nothing else: the trainer owns data
+loading, kimg counting, snapshots, checkpoints, resume and signals.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from ganzoo.errors import GanzooError
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a data set tells a model about its images."""
+
+    resolution: int
+    channels: int
+    num_classes: int = 0
+    class_names: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "class_names": list(self.class_names)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataSpec":
+        return cls(int(d["resolution"]), int(d["channels"]), int(d.get("num_classes", 0)),
+                   tuple(d.get("class_names", ())))
+
+
+def option(default: Any, help: str, **metadata: Any) -> Any:
+    """A Config field that becomes a documented CLI option (``--field-name``).
+
+    ``choices=[...]`` in metadata restricts a string option.
+    """
+    return dataclasses.field(default=default, metadata={"help": help, **metadata})
+
+
+class Architecture(abc.ABC):
+    """Base class of every generator in the zoo.
+
+    Subclasses set ``name`` (kebab-case CLI name) and ``Config`` (a dataclass whose fields,
+    declared with :func:`option`, become CLI options), and implement the abstract methods.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    conditional: ClassVar[bool] = False
+    #: Whether generate() understands ``truncation_psi``.
+    supports_truncation: ClassVar[bool] = False
+    #: Resolutions this architecture can train at; None means any.
+    resolutions: ClassVar[tuple[int, ...] | None] = None
+    #: Defaults of ``ganzoo train``'s --batch and --kimg for this architecture.
+    default_batch: ClassVar[int] = 64
+    default_kimg: ClassVar[float] = 1000.0
+
+    def __init__(self, config: Any, data: DataSpec, device: torch.device):
+        self.config = config
+        self.data = data
+        self.device = torch.device(device)
+        if self.resolutions is not None and data.resolution not in self.resolutions:
+            raise GanzooError(
+                f"{self.name} cannot train at resolution {data.resolution}; "
+                f"supported: {', '.join(map(str, self.resolutions))}")
+
+    @abc.abstractmethod
+    def train_step(self, reals: Tensor, labels: Tensor | None) -> dict[str, float]:
+        """One optimisation step on a batch of real images (NCHW, float in [-1, 1]).
+
+        :return: scalar losses and statistics to log, e.g. ``{"loss_g": .., "loss_d": ..}``.
+        """
+
+    @abc.abstractmethod
+    def generate(self, n: int, *, seed: int | None = None, labels: Tensor | None = None,
+                 **options: Any) -> Tensor:
+        """Sample ``n`` images, NCHW float in [-1, 1], on this architecture's device.
+
+        The same ``seed`` must give the same images; sampling must not change any state that
+        training depends on (networks in eval mode, no global RNG use).
+        """
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict:
+        """Everything needed to continue training: networks, EMA, optimisers, schedules.
+
+        Only tensors and plain Python data, so checkpoints load with ``weights_only=True``.
+        """
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+    # -- helpers for subclasses -----------------------------------------------------------
+
+    def seeded_normal(self, n: int, dim: int, seed: int | None) -> Tensor:
+        """``n`` latent vectors from N(0, 1): reproducible per seed, without touching the
+        global RNG when a seed is given (so sampling cannot perturb training)."""
+        if seed is None:
+            return torch.randn(n, dim, device=self.device)
+        gen = torch.Generator().manual_seed(int(seed))
+        return torch.randn(n, dim, generator=gen).to(self.device)
