@@ -1,0 +1,258 @@
+"""Run directories and checkpoints: atomic writes, keep-last-K, safe loading, full-state resume.
+
+A checkpoint is a ``torch.save`` of plain data only (tensors, numbers, strings, lists, dicts),
+so it loads with ``torch.load(weights_only=True)``: opening a checkpoint never runs code from
+it. A file that needs pickle code execution is refused unless the user passes ``--trust``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import pickle
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import ganzoo
+from ganzoo.architecture import Architecture, DataSpec
+from ganzoo.atomic import atomic_write
+from ganzoo.errors import GanzooError
+
+FORMAT = "ganzoo-checkpoint"
+FORMAT_VERSION = 1
+CHECKPOINT_DIR = "checkpoints"
+_RUN_NAME = re.compile(r"^(\d{5})-")
+_CKPT_NAME = re.compile(r"^ckpt-(\d{10})\.pt$")
+
+
+# -- run directories --------------------------------------------------------------------------
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "data"
+
+
+def list_runs(out: Path) -> list[Path]:
+    """Run directories under ``out``, oldest first (by their numeric id)."""
+    if not out.is_dir():
+        return []
+    runs = [p for p in out.iterdir() if p.is_dir() and _RUN_NAME.match(p.name)]
+    return sorted(runs, key=lambda p: (int(_RUN_NAME.match(p.name).group(1)), p.name))
+
+
+def new_run_dir(out: Path, arch: str, data_name: str) -> Path:
+    """``out/NNNNN-ARCH-DATA``, with NNNNN one more than the largest id there."""
+    out.mkdir(parents=True, exist_ok=True)
+    while True:
+        runs = list_runs(out)
+        next_id = int(_RUN_NAME.match(runs[-1].name).group(1)) + 1 if runs else 0
+        path = out / f"{next_id:05d}-{arch}-{_slug(data_name)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:  # another process took this id; take the next one
+            continue
+
+
+def run_architecture(run: Path) -> str | None:
+    """The architecture a run trains, from its config.json."""
+    try:
+        return json.loads((run / "config.json").read_text())["architecture"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def checkpoints_of(run: Path) -> list[Path]:
+    """Checkpoints of a run, oldest first."""
+    d = run / CHECKPOINT_DIR
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.iterdir() if _CKPT_NAME.match(p.name))
+
+
+def checkpoint_path(run: Path, images: int) -> Path:
+    return run / CHECKPOINT_DIR / f"ckpt-{images:010d}.pt"
+
+
+def run_of_checkpoint(path: Path) -> Path | None:
+    """The run directory a checkpoint lives in, if it lives in one."""
+    run = path.resolve().parent.parent
+    return run if path.parent.name == CHECKPOINT_DIR and (run / "config.json").exists() else None
+
+
+def resolve_checkpoint(ref: str, out: Path, arch: str | None = None) -> Path:
+    """Find the checkpoint meant by ``latest``, a run directory, a run id, or a file."""
+    if ref == "latest":
+        runs = [r for r in list_runs(out) if checkpoints_of(r)
+                and (arch is None or run_architecture(r) == arch)]
+        if not runs:
+            which = f"{arch} run" if arch else "run"
+            raise GanzooError(f"no {which} with a checkpoint under {out}/")
+        return checkpoints_of(runs[-1])[-1]
+    path = Path(ref).expanduser()
+    if not path.exists():
+        matches = [r for r in list_runs(out) if r.name == ref or r.name.startswith(ref + "-")]
+        if len(matches) != 1:
+            raise GanzooError(f"no such run or checkpoint: {ref}")
+        path = matches[0]
+    if path.is_dir():
+        ckpts = checkpoints_of(path)
+        if not ckpts:
+            raise GanzooError(f"run {path} has no checkpoint yet")
+        return ckpts[-1]
+    return path
+
+
+def prune_checkpoints(run: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints, and temp files of killed writers."""
+    for old in checkpoints_of(run)[:-keep] if keep > 0 else []:
+        old.unlink(missing_ok=True)
+
+
+def remove_stale_temp_files(run: Path) -> None:
+    d = run / CHECKPOINT_DIR
+    for tmp in d.glob(".ckpt-*.tmp*") if d.is_dir() else []:
+        tmp.unlink(missing_ok=True)
+
+
+# -- random number generator state -----------------------------------------------------------
+
+def capture_rng() -> dict:
+    """Every global RNG state, as plain data."""
+    version, mt, gauss = random.getstate()
+    np_state = np.random.get_state()
+    state = {"torch": torch.get_rng_state(),
+             "python": [version, list(mt), gauss],
+             "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(mt), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# -- checkpoint files -------------------------------------------------------------------------
+
+@dataclass
+class Progress:
+    """Where training stands."""
+
+    images: int = 0          # real images shown to the model (kimg * 1000)
+    step: int = 0            # train_step calls
+    train_seconds: float = 0.0
+
+    @property
+    def kimg(self) -> float:
+        return self.images / 1000
+
+
+def save_checkpoint(path: Path, *, arch: Architecture, plugin: str, plugin_version: str,
+                    train: dict, progress: Progress) -> None:
+    payload = {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "ganzoo_version": ganzoo.__version__,
+        "architecture": arch.name, "plugin": plugin, "plugin_version": plugin_version,
+        "config": dataclasses.asdict(arch.config),
+        "data_spec": arch.data.to_dict(),
+        "train": train,
+        "state": arch.state_dict(),
+        "progress": dataclasses.asdict(progress),
+        "rng": capture_rng(),
+    }
+    with atomic_write(path) as f:
+        torch.save(payload, f)
+
+
+def read_checkpoint(path: Path, *, trust: bool = False) -> dict:
+    """Load a checkpoint's data, turning every way it can be wrong into one clear line."""
+    path = Path(path)
+    if not path.is_file():
+        raise GanzooError(f"checkpoint {path} does not exist")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights only" not in str(e).lower() and "weights_only" not in str(e):
+            raise GanzooError(f"checkpoint {path} is unreadable (corrupt): {_first_line(e)}")
+        if not trust:
+            raise GanzooError(f"checkpoint {path} contains Python objects that need pickle code "
+                              "execution to load; pass --trust only if you trust its source")
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e2:  # noqa: BLE001
+            raise GanzooError(f"checkpoint {path} is unreadable: {_first_line(e2)}")
+    except Exception as e:  # noqa: BLE001 - zip errors, EOF, bad magic numbers...
+        raise GanzooError(f"checkpoint {path} is unreadable (truncated or not a checkpoint):"
+                          f" {_first_line(e)}")
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise GanzooError(f"{path} is not a ganzoo checkpoint")
+    if data.get("format_version", 0) > FORMAT_VERSION:
+        raise GanzooError(f"checkpoint {path} has format version {data['format_version']}; "
+                          f"this ganzoo reads up to {FORMAT_VERSION}: upgrade ganzoo")
+    return data
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
+@dataclass
+class LoadedCheckpoint:
+    path: Path
+    data: dict
+    model: Architecture
+
+    @property
+    def progress(self) -> Progress:
+        return Progress(**self.data["progress"])
+
+
+def build_model(data: dict, device: torch.device, registry=None,
+                expect_arch: str | None = None, path: Path | None = None) -> Architecture:
+    """Rebuild the architecture a checkpoint was saved from and load its state."""
+    from ganzoo import make_config
+    from ganzoo.registry import get_registry
+    registry = registry or get_registry()
+    name = data["architecture"]
+    if expect_arch is not None and name != expect_arch:
+        raise GanzooError(f"checkpoint {path} is from architecture '{name}', not "
+                          f"'{expect_arch}'")
+    cls = registry.architecture(name)
+    model = cls(make_config(cls, data["config"]), DataSpec.from_dict(data["data_spec"]), device)
+    try:
+        model.load_state_dict(data["state"])
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise GanzooError(f"checkpoint {path} does not fit {name}: {_first_line(e)}")
+    return model
+
+
+def load_model(path: Path, *, trust: bool = False, device: torch.device | None = None,
+               registry=None, expect_arch: str | None = None) -> LoadedCheckpoint:
+    data = read_checkpoint(Path(path), trust=trust)
+    model = build_model(data, device or torch.device("cpu"), registry, expect_arch, path)
+    return LoadedCheckpoint(Path(path), data, model)
+
+
+def flat_tensors(state, prefix: str = "") -> dict[str, torch.Tensor]:
+    """All tensors in a nested state dict, keyed by dotted path (to compare two states)."""
+    out: dict[str, torch.Tensor] = {}
+    if isinstance(state, torch.Tensor):
+        out[prefix] = state
+    elif isinstance(state, dict):
+        for k, v in state.items():
+            out.update(flat_tensors(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(state, (list, tuple)):
+        for i, v in enumerate(state):
+            out.update(flat_tensors(v, f"{prefix}.{i}"))
+    return out

@@ -1,0 +1,318 @@
+"""The one training loop for every architecture.
+
+The trainer owns everything architectures share: data, kimg counting, ticks, the progress
+line, stats.jsonl, sample grids, checkpoints, resume and signals. It is rank-aware: only rank 0
+writes (distributed data-parallel training itself is not implemented yet).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+import ganzoo
+from ganzoo.architecture import Architecture, DataSpec
+from ganzoo.atomic import atomic_write_text
+from ganzoo.checkpoint import (Progress, checkpoint_path, checkpoints_of, new_run_dir,
+                               prune_checkpoints, remove_stale_temp_files, restore_rng,
+                               save_checkpoint)
+from ganzoo.data import PrepareOptions, resolve_data
+from ganzoo.data.loader import BatchOrder, make_loader
+from ganzoo.data.source import ImageSet
+from ganzoo.errors import GanzooError
+from ganzoo.progress import ProgressLine
+from ganzoo.viz import build_gif, grid_image, grid_side, save_image
+
+SAMPLE_SEED = 1234   # fixed latents for sample grids, so grids are comparable over time
+
+
+@dataclass
+class TrainConfig:
+    """Options shared by every architecture (architecture options live in its Config)."""
+
+    data: str
+    resolution: int = 64
+    channels: int = 3
+    kimg: float = 1000.0
+    batch: int = 64
+    seed: int = 0
+    tick: float = 1.0          # kimg between stats lines
+    snap: float | None = None  # kimg between grids + checkpoints; None = kimg / 10
+    keep: int = 3              # checkpoints kept
+    max_images: int | None = None
+    out: str = "runs"
+    device: str = "auto"
+    workers: int = 0
+
+    def __post_init__(self):
+        checks = [(self.kimg > 0 and math.isfinite(self.kimg), f"--kimg must be > 0, got {self.kimg:g}"),
+                  (self.batch > 0, f"--batch must be > 0, got {self.batch}"),
+                  (self.tick > 0, f"--tick must be > 0, got {self.tick:g}"),
+                  (self.snap is None or self.snap > 0, f"--snap must be > 0, got {self.snap}"),
+                  (self.keep > 0, f"--keep must be > 0, got {self.keep}"),
+                  (self.resolution >= 4, f"--resolution must be >= 4, got {self.resolution}"),
+                  (self.channels in (1, 3), f"--channels must be 1 or 3, got {self.channels}"),
+                  (self.workers >= 0, f"--workers must be >= 0, got {self.workers}"),
+                  (self.max_images is None or self.max_images > 0,
+                   f"--max-images must be > 0, got {self.max_images}")]
+        for ok, message in checks:
+            if not ok:
+                raise GanzooError(message)
+
+    @property
+    def snap_kimg(self) -> float:
+        return self.snap if self.snap is not None else max(self.tick, self.kimg / 10)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GanzooError("--device cuda: no CUDA device is available (torch "
+                          f"{torch.__version__}, built {'with' if torch.version.cuda else 'without'} CUDA)")
+    return torch.device(name)
+
+
+@dataclass
+class ResumeState:
+    """What a checkpoint hands back to the trainer."""
+
+    checkpoint: Path
+    data: dict
+
+
+class Stop(Exception):
+    """Raised inside the loop when a signal asked training to stop."""
+
+
+class Trainer:
+    """Builds (or resumes) a run and trains it to ``config.kimg``."""
+
+    def __init__(self, arch_cls: type[Architecture], arch_config, config: TrainConfig,
+                 registry, *, resume: ResumeState | None = None, run_dir: Path | None = None,
+                 quiet: bool = False, plugin: tuple[str, str] = ("?", "?")):
+        self.config = config
+        self.rank = int(os.environ.get("RANK", 0))
+        if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+            raise GanzooError("distributed training (torchrun / WORLD_SIZE > 1) is not "
+                              "implemented yet")
+        self.is_main = self.rank == 0
+        self.device = pick_device(config.device)
+        self.plugin_name, self.plugin_version = plugin
+        self.data: ImageSet = resolve_data(
+            config.data, PrepareOptions(config.resolution, config.channels,
+                                        config.max_images), registry)
+        self.spec = DataSpec(self.data.resolution, self.data.channels,
+                             len(self.data.class_names), tuple(self.data.class_names))
+        if arch_cls.conditional and not self.spec.num_classes:
+            raise GanzooError(f"{arch_cls.name} is conditional but --data {config.data} has "
+                              "no labels (use class subfolders or a labelled data set)")
+        torch.manual_seed(config.seed)
+        self.arch = arch_cls(arch_config, self.spec, self.device)
+        self.progress = Progress()
+        if resume is not None:
+            self._restore(resume)
+        self.run_dir = run_dir or new_run_dir(Path(config.out), arch_cls.name, self.data.name)
+        self.view = ProgressLine(config.kimg, quiet=quiet or not self.is_main)
+        self.stop_signal: int | None = None
+        self.loader_iter = iter(make_loader(
+            self.data, BatchOrder(len(self.data), config.batch, config.seed,
+                                  start=self.progress.images),
+            workers=config.workers, pin_memory=self.device.type == "cuda"))
+        n = grid_side(self.spec.resolution)
+        self.grid_cols, self.grid_count = n, n * n
+        self._tick_sums: dict[str, float] = {}
+        self._tick_steps = 0
+        self._tick_start = time.monotonic()
+        self._tick_images = self.progress.images
+        self._last_sec_per_kimg: float | None = None
+        if self.is_main:
+            self._prepare_run_dir(resumed=resume is not None)
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def _restore(self, resume: ResumeState) -> None:
+        data = resume.data
+        if DataSpec.from_dict(data["data_spec"]) != self.spec:
+            raise GanzooError(f"checkpoint {resume.checkpoint} was trained on data "
+                              f"{data['data_spec']}, but --data gives {self.spec.to_dict()}")
+        try:
+            self.arch.load_state_dict(data["state"])
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise GanzooError(f"checkpoint {resume.checkpoint} does not fit "
+                              f"{self.arch.name}: {str(e).splitlines()[0]}")
+        self.progress = Progress(**data["progress"])
+        restore_rng(data["rng"])
+
+    def _prepare_run_dir(self, resumed: bool) -> None:
+        (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(self.run_dir)
+        config = {"architecture": self.arch.name, "plugin": self.plugin_name,
+                  "plugin_version": self.plugin_version, "ganzoo_version": ganzoo.__version__,
+                  "torch_version": torch.__version__,
+                  "config": dataclasses.asdict(self.arch.config),
+                  "train": dataclasses.asdict(self.config), "data_spec": self.spec.to_dict(),
+                  "data": {"name": self.data.name, "images": len(self.data)},
+                  "command": sys.argv}
+        atomic_write_text(self.run_dir / "config.json", json.dumps(config, indent=2) + "\n")
+        if resumed:
+            self._truncate_stats()
+        else:
+            reals = self.data.images[:self.grid_count]
+            save_image(grid_image(reals, self.grid_cols), self.run_dir / "samples" / "reals.png")
+
+    def _truncate_stats(self) -> None:
+        """Drop stats lines written after the checkpoint we resume from."""
+        path = self.run_dir / "stats.jsonl"
+        if not path.exists():
+            return
+        keep = []
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line)["kimg"] <= self.progress.kimg + 1e-9:
+                    keep.append(line)
+            except (ValueError, KeyError):
+                pass  # a half-written last line from a killed process
+        atomic_write_text(path, "".join(line + "\n" for line in keep))
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> Path:
+        """Train to ``config.kimg`` images; returns the run directory. On SIGINT/SIGTERM it
+        saves a checkpoint and raises :class:`Stop`."""
+        total = round(self.config.kimg * 1000)
+        self.view.message(f"training {self.arch.name} on {self.data.name} "
+                          f"({len(self.data)} images, {self.spec.resolution}px) -> {self.run_dir}")
+        previous = self._install_signal_handlers()
+        try:
+            self.advance(total)
+        finally:
+            self._restore_signal_handlers(previous)
+        if self.stop_signal is not None:
+            path = self.save()
+            raise Stop(f"stopped by {signal.Signals(self.stop_signal).name} at kimg "
+                       f"{self.progress.kimg:.3f}; checkpoint {path}; continue with "
+                       f"--resume {self.run_dir}")
+        self.finish()
+        return self.run_dir
+
+    def advance(self, target_images: int) -> None:
+        """Train until ``target_images`` have been shown (or a stop signal arrives)."""
+        tick_images = round(self.config.tick * 1000)
+        snap_images = round(self.config.snap_kimg * 1000)
+        while self.progress.images < target_images and self.stop_signal is None:
+            self._step()
+            images = self.progress.images
+            if images // tick_images > self._tick_images // tick_images or images >= target_images:
+                self._end_tick()
+            if images // snap_images > (images - self.config.batch) // snap_images \
+                    and images < target_images:
+                self.snapshot()
+
+    def _step(self) -> None:
+        reals, labels = next(self.loader_iter)
+        reals = reals.to(self.device, non_blocking=True).float().div_(127.5).sub_(1)
+        if labels is not None and self.arch.conditional:
+            labels = labels.to(self.device, non_blocking=True)
+        else:
+            labels = None
+        stats = self.arch.train_step(reals, labels)
+        self.progress.step += 1
+        for k, v in stats.items():
+            v = float(v)
+            if not math.isfinite(v):
+                last = checkpoints_of(self.run_dir)
+                where = f"last good checkpoint: {last[-1]}" if last else "no checkpoint yet"
+                raise GanzooError(f"{k} became {v} at step {self.progress.step} (kimg "
+                                  f"{self.progress.kimg:.3f}); stopped ({where})")
+            self._tick_sums[k] = self._tick_sums.get(k, 0.0) + v
+        self._tick_steps += 1
+        self.progress.images += reals.shape[0]
+        self.view.update(self.progress.kimg, self._last_sec_per_kimg, self._tick_means())
+
+    def _tick_means(self) -> dict[str, float]:
+        return {k: v / max(1, self._tick_steps) for k, v in self._tick_sums.items()}
+
+    def _end_tick(self) -> None:
+        now = time.monotonic()
+        seconds = now - self._tick_start
+        kimg_done = (self.progress.images - self._tick_images) / 1000
+        sec_per_kimg = seconds / kimg_done if kimg_done > 0 else None
+        self.progress.train_seconds += seconds
+        means = self._tick_means()
+        if self.is_main:
+            record = {"kimg": round(self.progress.kimg, 6), "step": self.progress.step,
+                      "sec_per_kimg": sec_per_kimg, "train_seconds": self.progress.train_seconds,
+                      "timestamp": time.time(), **means}
+            with open(self.run_dir / "stats.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+        self.view.tick(self.progress.kimg, sec_per_kimg, means)
+        self._last_sec_per_kimg = sec_per_kimg
+        self._tick_sums, self._tick_steps = {}, 0
+        self._tick_start, self._tick_images = now, self.progress.images
+
+    # -- outputs -------------------------------------------------------------------------------
+
+    def sample_grid(self) -> torch.Tensor:
+        """Fixed-seed samples (one class per column for conditional models)."""
+        labels = None
+        if self.arch.conditional:
+            labels = torch.arange(self.grid_count, device=self.device) % self.spec.num_classes
+        return self.arch.generate(self.grid_count, seed=SAMPLE_SEED, labels=labels)
+
+    def snapshot(self, final: bool = False) -> None:
+        if self.is_main:
+            samples = self.run_dir / "samples"
+            titles = self.spec.class_names if self.arch.conditional else ()
+            img = grid_image(self.sample_grid(), self.grid_cols, col_titles=titles)
+            save_image(img, samples / f"fakes{self.progress.kimg:010.3f}.png")
+            if final:
+                save_image(img, self.run_dir / "final.png")
+            build_gif(sorted(samples.glob("fakes*.png")), self.run_dir / "progress.gif")
+        self.save()
+
+    def save(self) -> Path:
+        path = checkpoint_path(self.run_dir, self.progress.images)
+        if self.is_main:
+            save_checkpoint(path, arch=self.arch, plugin=self.plugin_name,
+                            plugin_version=self.plugin_version,
+                            train=dataclasses.asdict(self.config), progress=self.progress)
+            prune_checkpoints(self.run_dir, self.config.keep)
+        return path
+
+    def finish(self) -> None:
+        self.snapshot(final=True)
+        self.view.message(f"done: {self.progress.kimg:g} kimg in "
+                          f"{self.progress.train_seconds:.1f} s; final grid "
+                          f"{self.run_dir / 'final.png'}")
+
+    # -- signals -------------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> dict:
+        def request_stop(signum, frame):
+            if self.stop_signal is not None:    # second signal: stop now
+                raise KeyboardInterrupt
+            self.stop_signal = signum
+        previous = {}
+        if threading_is_main():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, request_stop)
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def threading_is_main() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
