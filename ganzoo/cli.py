@@ -1,0 +1,356 @@
+"""The `ganzoo` command line (click).
+
+Exit codes: 0 done, 1 user error (one readable line; a traceback only with --debug),
+2 usage error, 128+N when stopped by signal N (after saving a checkpoint).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import typing
+from pathlib import Path
+
+import click
+import torch
+
+import ganzoo
+from ganzoo import make_config
+from ganzoo.architecture import Architecture
+from ganzoo.checkpoint import (load_model, read_checkpoint, resolve_checkpoint,
+                               run_of_checkpoint)
+from ganzoo.errors import GanzooError
+from ganzoo.registry import Registry, get_registry
+from ganzoo.trainer import ResumeState, Stop, Trainer, TrainConfig, pick_device
+from ganzoo.viz import grid_image, save_image
+
+
+def registry_from(ctx: click.Context) -> Registry:
+    root = ctx.find_root()
+    return get_registry(root.params.get("plugin") or ())
+
+
+# -- options generated from Config dataclasses ---------------------------------------------------
+
+def config_options(config_cls: type) -> list[click.Option]:
+    """One click option per dataclass field, with its type, default and help."""
+    hints = typing.get_type_hints(config_cls)
+    options = []
+    for f in dataclasses.fields(config_cls):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        helptext = f.metadata.get("help", "")
+        kind = hints[f.name]
+        if kind is bool:
+            options.append(click.Option([f"{flag}/--no-{flag[2:]}", f.name], default=default,
+                                        help=helptext, show_default=True))
+            continue
+        choices = f.metadata.get("choices")
+        ptype = click.Choice(choices) if choices else {int: click.INT, float: click.FLOAT}.get(
+            kind, click.STRING)
+        options.append(click.Option([flag, f.name], type=ptype, default=default,
+                                    help=helptext, show_default=True))
+    return options
+
+
+# -- the top-level group -----------------------------------------------------------------------
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="show tracebacks for errors")
+@click.option("--plugin", multiple=True, metavar="MODULE",
+              help="also load this module as a plugin (repeatable)")
+@click.version_option(ganzoo.__version__, prog_name="ganzoo")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, plugin: tuple[str, ...]) -> None:
+    """ganzoo: a GAN zoo for PyTorch. Architectures are plugins behind one interface."""
+
+
+@cli.command("list")
+@click.pass_context
+def list_command(ctx: click.Context) -> None:
+    """List architectures and data sets."""
+    reg = registry_from(ctx)
+    click.echo("Architectures:")
+    for name, r in sorted(reg.architectures().items()):
+        cls = r.obj
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        tags = ["conditional"] if cls.conditional else []
+        if cls.resolutions:
+            tags.append("res " + "/".join(map(str, cls.resolutions)))
+        click.echo(f"  {name:16s} {doc}  [{', '.join(tags + ['plugin ' + r.plugin.name])}]")
+    click.echo("Data sets:")
+    for name, r in sorted(reg.datasets().items()):
+        click.echo(f"  {name:16s} {r.obj.description}")
+    broken = [p for p in reg.plugins if p.error]
+    if broken:
+        click.echo(f"({len(broken)} plugin(s) failed to load: see `ganzoo plugins`)")
+
+
+@cli.command("plugins")
+@click.pass_context
+def plugins_command(ctx: click.Context) -> None:
+    """List installed plugins, what each provides, and why any failed to load."""
+    reg = registry_from(ctx)
+    try:
+        reg.load_all()
+    except GanzooError as e:   # a duplicate name: show the plugins anyway, then the problem
+        click.echo(f"error: {e}", err=True)
+    debug = ctx.find_root().params.get("debug")
+    for p in reg.plugins:
+        state = f"FAILED: {p.error}" if p.error else ", ".join(p.provides) or "(nothing)"
+        click.echo(f"{p.name:16s} {p.distribution} {p.version:8s} {p.module:28s} {state}")
+        if debug and p.traceback:
+            click.echo(p.traceback, err=True)
+
+
+# -- train ------------------------------------------------------------------------------------
+
+TRAINER_OPTIONS = {"data", "resolution", "channels", "kimg", "batch", "seed", "tick", "snap",
+                   "keep", "max_images", "out", "device", "workers"}
+
+
+class TrainGroup(click.Group):
+    """`ganzoo train ARCH`: one subcommand per registered architecture, built on demand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(registry_from(ctx).architectures())
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        reg = registry_from(ctx)
+        cls = reg.architecture(name)   # unknown names: GanzooError with suggestions
+        return make_train_command(cls, reg)
+
+    def format_commands(self, ctx, formatter):
+        rows = []
+        for name, r in sorted(registry_from(ctx).architectures().items()):
+            rows.append((name, (r.obj.__doc__ or "").strip().split("\n")[0]))
+        with formatter.section("Architectures"):
+            formatter.write_dl(rows)
+
+
+@cli.group("train", cls=TrainGroup)
+def train_group() -> None:
+    """Train an architecture: ganzoo train ARCH --data SPEC [options].
+
+    `ganzoo train ARCH --help` shows that architecture's options.
+    """
+
+
+def make_train_command(cls: type[Architecture], reg: Registry) -> click.Command:
+    arch_options = config_options(cls.Config)
+    clash = {o.name for o in arch_options} & (TRAINER_OPTIONS | {"resume", "trust", "quiet"})
+    if clash:
+        raise GanzooError(f"architecture {cls.name}: Config field(s) {', '.join(sorted(clash))}"
+                          " collide with trainer options")
+    defaults = TrainConfig(data="", batch=cls.default_batch, kimg=cls.default_kimg)
+    common = [
+        click.Option(["--data"], metavar="SPEC", help="image folder or data set name "
+                     "(see `ganzoo list`); required unless --resume"),
+        click.Option(["--resolution"], type=int, default=defaults.resolution, show_default=True,
+                     help="training resolution (images are centre-cropped and resized)"),
+        click.Option(["--channels"], type=int, default=defaults.channels, show_default=True,
+                     help="3 for RGB, 1 for greyscale"),
+        click.Option(["--kimg"], type=float, default=defaults.kimg, show_default=True,
+                     help="train until this many thousand real images were shown"),
+        click.Option(["--batch"], type=int, default=defaults.batch, show_default=True),
+        click.Option(["--seed"], type=int, default=defaults.seed, show_default=True),
+        click.Option(["--tick"], type=float, default=defaults.tick, show_default=True,
+                     help="kimg between progress/stats lines"),
+        click.Option(["--snap"], type=float, default=None,
+                     help="kimg between sample grids and checkpoints [default: kimg/10]"),
+        click.Option(["--keep"], type=int, default=defaults.keep, show_default=True,
+                     help="how many checkpoints to keep"),
+        click.Option(["--max-images"], type=int, default=None,
+                     help="use only the first N images"),
+        click.Option(["--out"], default=defaults.out, show_default=True,
+                     help="directory that holds run directories"),
+        click.Option(["--device"], default=defaults.device, show_default=True,
+                     help="auto, cpu, cuda or cuda:N"),
+        click.Option(["--workers"], type=int, default=defaults.workers, show_default=True,
+                     help="DataLoader worker processes"),
+        click.Option(["--resume"], metavar="latest|RUN|CKPT",
+                     help="continue a run from its newest (or the given) checkpoint"),
+        click.Option(["--trust"], is_flag=True,
+                     help="allow checkpoints that need pickle code execution"),
+        click.Option(["--quiet", "-q"], is_flag=True, help="no progress line"),
+    ]
+
+    def callback(**params):
+        ctx = click.get_current_context()
+        code = run_train(cls, reg, params, ctx)
+        if code:
+            ctx.exit(code)
+
+    return click.Command(cls.name, params=common + arch_options, callback=callback,
+                         help=(cls.__doc__ or "").strip(), no_args_is_help=False)
+
+
+def run_train(cls: type[Architecture], reg: Registry, params: dict, ctx: click.Context) -> int:
+    given = {k for k in params
+             if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+    arch_fields = {f.name for f in dataclasses.fields(cls.Config)}
+    plugin = reg.architectures()[cls.name].plugin
+    quiet = params.pop("quiet")
+    trust = params.pop("trust")
+    resume_ref = params.pop("resume")
+    arch_values = {k: params[k] for k in arch_fields}
+    train_values = {k: params[k] for k in TRAINER_OPTIONS}
+    resume, run_dir = None, None
+    if resume_ref:
+        path = resolve_checkpoint(resume_ref, Path(train_values["out"]), arch=cls.name)
+        data = read_checkpoint(path, trust=trust)
+        if data["architecture"] != cls.name:
+            raise GanzooError(f"checkpoint {path} is from architecture "
+                              f"'{data['architecture']}', not '{cls.name}'")
+        ignored = sorted(k for k in given - {"kimg", "out", "device", "workers"}
+                         if k in arch_values or k in train_values)
+        if ignored:
+            click.echo("warning: on --resume the run's saved options are used; ignoring "
+                       + ", ".join("--" + k.replace("_", "-") for k in ignored), err=True)
+        train_values = {**data["train"], **{k: train_values[k] for k in
+                                            ("kimg", "device", "workers") if k in given}}
+        arch_values = data["config"]
+        resume, run_dir = ResumeState(path, data), run_of_checkpoint(path)
+    elif not train_values["data"]:
+        raise GanzooError(f"ganzoo train {cls.name}: --data SPEC is required "
+                          "(try --data shapes; `ganzoo list` shows data sets)")
+    config = TrainConfig(**train_values)
+    trainer = Trainer(cls, make_config(cls, arch_values), config, reg, resume=resume,
+                      run_dir=run_dir, quiet=quiet, plugin=(plugin.name, plugin.version))
+    try:
+        trainer.run()
+    except Stop as stop:
+        click.echo(str(stop), err=True)
+        return 128 + (trainer.stop_signal or 0)
+    return 0
+
+
+# -- generate ---------------------------------------------------------------------------------
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-3,7' -> [0, 1, 2, 3, 7]."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1) if not part.startswith("-") else (part, "")
+                lo_i, hi_i = int(lo), int(hi)
+                if hi_i < lo_i:
+                    raise ValueError
+                seeds += range(lo_i, hi_i + 1)
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise GanzooError(f"--seeds {text!r}: expected numbers and ranges like 0-15,20")
+    if any(s < 0 for s in seeds):
+        raise GanzooError(f"--seeds {text!r}: seeds must be >= 0")
+    return seeds
+
+
+def parse_class(text: str, model: Architecture, where: str) -> int:
+    names = model.data.class_names
+    if not model.conditional:
+        raise GanzooError(f"--class: {model.name} ({where}) is unconditional; --class needs "
+                          "a conditional model such as cgan")
+    valid = ", ".join(f"{i}={n}" for i, n in enumerate(names)) or \
+        f"0-{model.data.num_classes - 1}"
+    if text in names:
+        return names.index(text)
+    try:
+        k = int(text)
+    except ValueError:
+        k = -1
+    if not 0 <= k < model.data.num_classes:
+        raise GanzooError(f"--class {text}: no such class; valid classes: {valid}")
+    return k
+
+
+@cli.command("generate")
+@click.argument("arch", required=False)
+@click.option("--checkpoint", "ckpt_ref", default="latest", show_default=True,
+              metavar="latest|RUN|CKPT", help="which run or checkpoint to sample")
+@click.option("--seeds", default="0-15", show_default=True, help="e.g. 0-15,20")
+@click.option("--class", "class_", metavar="K|NAME", help="class index or name "
+              "(conditional models)")
+@click.option("--trunc", type=float, default=None, help="truncation psi (style-based models)")
+@click.option("--grid", is_flag=True, help="write one grid instead of one file per seed")
+@click.option("--out", default="generated", show_default=True, help="output directory")
+@click.option("--runs", default="runs", show_default=True, help="where runs live")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--trust", is_flag=True, help="allow checkpoints that need pickle code execution")
+@click.pass_context
+def generate_command(ctx, arch, ckpt_ref, seeds, class_, trunc, grid, out, runs, device, trust):
+    """Sample images from a trained model (default: the newest run under ./runs)."""
+    reg = registry_from(ctx)
+    if arch:
+        reg.architecture(arch)   # unknown names: a clear error with suggestions
+    seed_list = parse_seeds(seeds)
+    path = resolve_checkpoint(ckpt_ref, Path(runs), arch=arch)
+    loaded = load_model(path, trust=trust, device=pick_device(device), registry=reg,
+                        expect_arch=arch)
+    model = loaded.model
+    options = {}
+    if trunc is not None:
+        if not model.supports_truncation:
+            raise GanzooError(f"--trunc: {model.name} does not support truncation")
+        options["truncation_psi"] = trunc
+    labels = None
+    if class_ is not None:
+        k = parse_class(class_, model, str(path))
+        labels = torch.full((1,), k, dtype=torch.long, device=model.device)
+    images = torch.cat([model.generate(1, seed=s, labels=labels, **options)
+                        for s in seed_list])
+    out_dir = Path(out)
+    if grid:
+        cols = math.ceil(math.sqrt(len(seed_list)))
+        save_image(grid_image(images, cols), out_dir / "grid.png")
+        click.echo(f"wrote {out_dir / 'grid.png'} ({len(seed_list)} images from {path})")
+    else:
+        for s, img in zip(seed_list, images):
+            save_image(grid_image(img[None], 1), out_dir / f"seed{s:04d}.png")
+        click.echo(f"wrote {len(seed_list)} images to {out_dir}/ (from {path})")
+
+
+# -- entry point --------------------------------------------------------------------------------
+
+def add_plugin_commands() -> None:
+    """Let plugins add commands (ganzoo_commands hook); failures are recorded, not fatal."""
+    argv = sys.argv[1:]
+    extra = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--plugin"]
+    get_registry(extra).add_commands(cli)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("GANZOO_DEBUG") == "1"
+    try:
+        add_plugin_commands()
+        code = cli.main(args=argv, prog_name="ganzoo", standalone_mode=False)
+        if isinstance(code, int) and code:   # ctx.exit(N) comes back as a return value
+            sys.exit(code)
+    except GanzooError as e:
+        click.echo(f"error: {e}", err=True)
+        if debug:
+            raise
+        sys.exit(1)
+    except click.exceptions.UsageError as e:
+        hint = f" (see 'ganzoo {e.ctx.command_path.split(' ', 1)[1] if e.ctx and ' ' in e.ctx.command_path else ''} --help')".replace("  ", " ")
+        click.echo(f"error: {e.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - a bug: one line, traceback only on request
+        if debug:
+            raise
+        msg = str(e).strip().splitlines()
+        click.echo(f"internal error: {type(e).__name__}: {msg[0] if msg else ''} "
+                   "(run with --debug for the traceback)", err=True)
+        sys.exit(1)
