@@ -1,0 +1,152 @@
+"""The plugin system: entry points, broken plugins, duplicates, every hook documented and used."""
+from __future__ import annotations
+
+import inspect
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ganzoo
+from ganzoo import hookspecs
+from ganzoo.errors import GanzooError
+from ganzoo.registry import Registry
+from conftest import TINY_PLUGIN, run_ganzoo
+
+ROOT = Path(__file__).resolve().parents[1]
+HOOKS = [name for name, f in inspect.getmembers(hookspecs, inspect.isfunction)
+         if name.startswith("ganzoo_")]
+
+
+def write_module(tmp_path: Path, monkeypatch, name: str, source: str) -> str:
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def test_builtins_come_from_entry_points():
+    reg = Registry()
+    dcgan = reg.architectures()["dcgan"]
+    assert dcgan.plugin.distribution == "ganzoo" and dcgan.plugin.module == "ganzoo_plugins.dcgan"
+    assert "shapes" in reg.datasets()
+    assert ganzoo.list_architectures("dc*") == ["dcgan"]
+    assert ganzoo.list_architectures("wgan*") == []
+
+
+def test_create_drops_none_overrides():
+    model = ganzoo.create("dcgan", ganzoo.DataSpec(32, 3), latent_dim=None, base_channels=8)
+    assert model.config.latent_dim == 100 and model.config.base_channels == 8
+    with pytest.raises(GanzooError, match="no option"):
+        ganzoo.create("dcgan", ganzoo.DataSpec(32, 3), nonsense=1)
+
+
+def test_disable_autoload_and_explicit_plugin(monkeypatch):
+    monkeypatch.setenv("GANZOO_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert Registry().architectures() == {}
+    reg = Registry(["ganzoo_plugins.dcgan"])
+    assert list(reg.architectures()) == ["dcgan"]
+
+
+def test_broken_plugin_is_listed_and_does_not_break_others(cli, tmp_path, monkeypatch):
+    name = write_module(tmp_path, monkeypatch, "broken_plugin",
+                        "import no_such_dependency_xyz\n")
+    r = cli("--plugin", name, "plugins")
+    assert r.code == 0
+    line = next(x for x in r.out.splitlines() if x.startswith("broken_plugin"))
+    assert "FAILED" in line and "No module named 'no_such_dependency_xyz'" in line
+    r = cli("--plugin", name, "list")
+    assert r.code == 0 and "dcgan" in r.out and "1 plugin(s) failed to load" in r.out
+    r = cli("--plugin", name, "train", name, "--data", "shapes")
+    assert r.code == 1
+    assert "plugin 'broken_plugin' failed to load" in r.err and "Traceback" not in r.err
+
+
+def test_plugin_whose_hook_raises_is_isolated(cli, tmp_path, monkeypatch):
+    name = write_module(tmp_path, monkeypatch, "raising_hook",
+                        "import ganzoo\n@ganzoo.hookimpl\ndef ganzoo_architectures():\n"
+                        "    raise RuntimeError('boom')\n")
+    r = cli("--plugin", name, "plugins")
+    assert "ganzoo_architectures() failed: RuntimeError: boom" in r.out
+    assert cli("--plugin", name, "list").code == 0
+
+
+def test_duplicate_architecture_name_names_both_plugins(cli, tmp_path, monkeypatch):
+    name = write_module(tmp_path, monkeypatch, "dup_dcgan",
+                        "import ganzoo\nfrom ganzoo_plugins.dcgan.model import DCGAN\n"
+                        "class Copy(DCGAN):\n    pass\n"
+                        "@ganzoo.hookimpl\ndef ganzoo_architectures():\n    return [Copy]\n")
+    r = cli("--plugin", name, "list")
+    assert r.code == 1
+    assert "'dcgan' is registered twice" in r.err
+    assert "plugin 'dcgan' (ganzoo_plugins.dcgan)" in r.err and "plugin 'dup_dcgan'" in r.err
+
+
+# -- every hook is documented and tested (datasette's rule) -----------------------------------
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_hook_has_docstring_with_params(hook):
+    fn = getattr(hookspecs, hook)
+    doc = inspect.getdoc(fn) or ""
+    assert doc, f"{hook} has no docstring"
+    for param in inspect.signature(fn).parameters:
+        assert f":param {param}:" in doc, f"{hook} does not document {param}"
+    returns = inspect.signature(fn).return_annotation
+    assert ":return:" in doc or returns in (None, "None"), hook
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_hook_is_documented_in_readme(hook):
+    assert f"`{hook}" in (ROOT / "README.md").read_text(), f"README does not document {hook}"
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_hook_is_implemented_by_the_test_plugin(hook):
+    source = (TINY_PLUGIN / "ganzoo_tiny" / "__init__.py").read_text()
+    assert re.search(rf"def {hook}\(", source), f"no test plugin implements {hook}"
+
+
+# -- a third-party plugin installed with pip ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def installed_tiny_plugin(tmp_path_factory) -> Path:
+    """pip-installs tests/fixtures/ganzoo-tiny-plugin into its own directory."""
+    target = tmp_path_factory.mktemp("site")
+    build = tmp_path_factory.mktemp("build")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--no-index", "--target", str(target),
+                    str(TINY_PLUGIN)], check=True, cwd=build)
+    return target
+
+
+def test_pip_installed_plugin_is_listed_and_trains(installed_tiny_plugin, tmp_path):
+    env = {"PYTHONPATH": str(installed_tiny_plugin)}
+    listed = run_ganzoo("list", cwd=tmp_path, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "tiny-mlp" in listed.stdout and "checkers" in listed.stdout
+    plugins = run_ganzoo("plugins", cwd=tmp_path, env=env)
+    assert "ganzoo-tiny-plugin 0.3.0" in plugins.stdout
+    broken = next(x for x in plugins.stdout.splitlines() if x.startswith("tiny-broken"))
+    assert "FAILED: ImportError: No module named 'some_missing_dependency'" in broken
+    assert "mean-colour" in plugins.stdout
+    trained = run_ganzoo("train", "tiny-mlp", "--data", "checkers", "--resolution", "8",
+                         "--kimg", "0.032", "--hidden", "16", "-q", cwd=tmp_path, env=env)
+    assert trained.returncode == 0, trained.stderr
+    run = next((tmp_path / "runs").iterdir())
+    assert run.name == "00000-tiny-mlp-checkers" and (run / "final.png").exists()
+    gen = run_ganzoo("generate", "tiny-mlp", "--seeds", "0-3", cwd=tmp_path, env=env)
+    assert gen.returncode == 0, gen.stderr
+    assert len(list((tmp_path / "generated").glob("seed*.png"))) == 4
+    hello = run_ganzoo("tiny-hello", cwd=tmp_path, env=env)
+    assert hello.stdout.strip() == "hello from ganzoo-tiny-plugin"
+    help_text = run_ganzoo("train", "tiny-mlp", "--help", cwd=tmp_path, env=env).stdout
+    assert "--hidden INTEGER" in help_text and "[default: 32]" in help_text
+
+
+def test_feature_extractor_hook(monkeypatch):
+    monkeypatch.syspath_prepend(str(TINY_PLUGIN))
+    reg = Registry(["ganzoo_tiny"])
+    cls = reg.feature_extractors()["mean-colour"].obj
+    import torch
+    assert cls()(torch.zeros(2, 3, 8, 8)).shape == (2, 3)

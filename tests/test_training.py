@@ -1,0 +1,184 @@
+"""The trainer end to end: run directories, grids, checkpoints, resume, signals."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TINY_DCGAN, run_ganzoo
+from ganzoo.checkpoint import checkpoints_of, flat_tensors, read_checkpoint
+
+TRAIN = ["train", "dcgan", "--data", "shapes", *TINY_DCGAN, "--tick", "0.032", "-q"]
+
+
+def final_state(run: Path) -> dict[str, torch.Tensor]:
+    return flat_tensors(read_checkpoint(checkpoints_of(run)[-1])["state"])
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs"
+
+
+def test_run_directory_contents(trained_run):
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["architecture"] == "dcgan"
+    assert config["config"]["base_channels"] == 8
+    assert config["data_spec"] == {"resolution": 32, "channels": 3, "num_classes": 5,
+                                   "class_names": ["circle", "square", "triangle", "star",
+                                                   "ring"]}
+    stats = [json.loads(line) for line in (trained_run / "stats.jsonl").read_text().splitlines()]
+    assert [round(s["kimg"], 3) for s in stats] == [0.032, 0.064, 0.096, 0.128]
+    assert all({"loss_d", "loss_g", "sec_per_kimg", "step"} <= s.keys() for s in stats)
+    grids = sorted(p.name for p in (trained_run / "samples").glob("fakes*.png"))
+    assert grids == ["fakes000000.064.png", "fakes000000.128.png"]
+    final = Image.open(trained_run / "final.png")
+    assert final.size == (320, 320)     # 10 x 10 samples of 32 px, as the thesis sampled 100
+    assert Image.open(trained_run / "samples" / "reals.png").size == (320, 320)
+    gif = Image.open(trained_run / "progress.gif")
+    assert gif.n_frames == 2
+    ckpts = checkpoints_of(trained_run)
+    assert [p.name for p in ckpts] == ["ckpt-0000000064.pt", "ckpt-0000000128.pt"]
+    data = read_checkpoint(ckpts[-1])     # weights_only=True load
+    assert data["progress"]["images"] == 128 and data["progress"]["step"] == 8
+
+
+def test_keep_last_k(cli, tmp_path):
+    r = cli(*TRAIN, "--kimg", "0.128", "--snap", "0.016", "--keep", "2")
+    assert r.code == 0, r.err
+    run = next((tmp_path / "runs").iterdir())
+    assert [p.name for p in checkpoints_of(run)] == ["ckpt-0000000112.pt", "ckpt-0000000128.pt"]
+    assert not list((run / "checkpoints").glob(".*"))   # no temp files left behind
+
+
+def test_same_seed_same_run_and_extension_by_resume_equals_one_long_run(cli, tmp_path):
+    """Training to 0.064 kimg, then resuming to 0.128, ends bit-identical to a straight run."""
+    assert cli(*TRAIN, "--kimg", "0.128", "--snap", "0.064", "--out", "a").code == 0
+    assert cli(*TRAIN, "--kimg", "0.064", "--snap", "0.064", "--out", "b").code == 0
+    r = cli("train", "dcgan", "--resume", "latest", "--out", "b", "--kimg", "0.128", "-q")
+    assert r.code == 0, r.err
+    run_a, run_b = (next((tmp_path / d).iterdir()) for d in ("a", "b"))
+    assert_same_state(final_state(run_a), final_state(run_b))
+    stats_b = [json.loads(x)["kimg"] for x in (run_b / "stats.jsonl").read_text().splitlines()]
+    assert stats_b == [0.032, 0.064, 0.096, 0.128]
+
+
+def test_generate_is_deterministic_and_writes_files(cli, trained_run, tmp_path):
+    r = cli("generate", "--checkpoint", str(trained_run), "--seeds", "0-2,7", "--out", "g")
+    assert r.code == 0, r.err
+    names = sorted(p.name for p in (tmp_path / "g").iterdir())
+    assert names == ["seed0000.png", "seed0001.png", "seed0002.png", "seed0007.png"]
+    r = cli("generate", "--checkpoint", str(trained_run), "--seeds", "7", "--out", "h")
+    assert r.code == 0
+    same = [Image.open(tmp_path / d / "seed0007.png").tobytes() for d in ("g", "h")]
+    assert same[0] == same[1]
+    assert Image.open(tmp_path / "g" / "seed0000.png").tobytes() != same[0]
+    r = cli("generate", "dcgan", "--checkpoint", str(trained_run), "--seeds", "0-8", "--grid",
+            "--out", "grid")
+    assert r.code == 0
+    assert Image.open(tmp_path / "grid" / "grid.png").size == (96, 96)
+
+
+def test_generate_defaults_to_newest_run(cli, trained_run, tmp_path):
+    import shutil
+    shutil.copytree(trained_run, tmp_path / "runs" / "00003-dcgan-shapes")
+    r = cli("generate", "--seeds", "0")
+    assert r.code == 0, r.err
+    assert "00003-dcgan-shapes" in r.out
+
+
+def test_non_finite_loss_stops_with_step(cli, tmp_path, monkeypatch):
+    module = tmp_path / "nan_plugin.py"
+    module.write_text(
+        "import ganzoo\n"
+        "from ganzoo_plugins.dcgan.model import DCGAN\n"
+        "class NanGAN(DCGAN):\n"
+        "    '''Diverges on its third step.'''\n"
+        "    name = 'nan-gan'\n"
+        "    def train_step(self, reals, labels):\n"
+        "        self.calls = getattr(self, 'calls', 0) + 1\n"
+        "        out = super().train_step(reals, labels)\n"
+        "        return {**out, 'loss_g': float('nan') if self.calls == 3 else 1.0}\n"
+        "@ganzoo.hookimpl\n"
+        "def ganzoo_architectures():\n"
+        "    return [NanGAN]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    r = cli("--plugin", "nan_plugin", "train", "nan-gan", "--data", "shapes", *TINY_DCGAN,
+            "--kimg", "1", "-q")
+    assert r.code == 1
+    assert "loss_g became nan at step 3" in r.err and "Traceback" not in r.err
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ganzoo", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigterm_saves_checkpoint_and_resume_matches(tmp_path):
+    args = [*TRAIN, "--kimg", "0.4", "--snap", "1"]
+    ref = run_ganzoo(*args, "--out", "ref", cwd=tmp_path)
+    assert ref.returncode == 0, ref.stderr
+    proc = _start([*args, "--out", "int"], tmp_path)
+    run_dir = tmp_path / "int"
+    deadline = time.time() + 120
+    while not (run_dir.exists() and any(run_dir.glob("*/stats.jsonl"))):
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM" in err and "Traceback" not in err
+    run = next(run_dir.iterdir())
+    (ckpt,) = checkpoints_of(run)
+    images = read_checkpoint(ckpt)["progress"]["images"]
+    assert 0 < images < 400
+    done = run_ganzoo("train", "dcgan", "--resume", "latest", "--out", "int", "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert_same_state(final_state(next((tmp_path / "ref").iterdir())), final_state(run))
+
+
+def kill_and_resume(tmp_path: Path, args: list[str], kills: int, rng: random.Random) -> Path:
+    """SIGKILL a training run at random moments, resuming each time; every checkpoint that
+    exists at any moment must be readable."""
+    out = tmp_path / "killed"
+    proc = _start([*args, "--out", str(out)], tmp_path)
+    for _ in range(kills):
+        # Wait for at least one checkpoint so there is something to resume from.
+        deadline = time.time() + 300
+        while not list(out.glob("*/checkpoints/ckpt-*.pt")):
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()[1]
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 2.5))
+        if proc.poll() is not None:
+            break
+        proc.kill()
+        proc.wait()
+        run = next(out.iterdir())
+        for ckpt in checkpoints_of(run):
+            read_checkpoint(ckpt)
+        proc = _start(["train", "dcgan", "--resume", "latest", "--out", str(out), "-q"],
+                      tmp_path)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    return next(out.iterdir())
+
+
+@pytest.mark.slow
+def test_sigkill_five_times_then_resume_equals_uninterrupted(tmp_path):
+    args = [*TRAIN, "--kimg", "1.2", "--snap", "0.096"]
+    ref = run_ganzoo(*args, "--out", str(tmp_path / "ref"), cwd=tmp_path)
+    assert ref.returncode == 0, ref.stderr
+    run = kill_and_resume(tmp_path, args, kills=5, rng=random.Random(os.getpid()))
+    assert_same_state(final_state(next((tmp_path / "ref").iterdir())), final_state(run))
+    kimgs = [json.loads(x)["kimg"] for x in (run / "stats.jsonl").read_text().splitlines()]
+    assert kimgs == sorted(set(kimgs)) and kimgs[-1] == 1.2
