@@ -1,0 +1,75 @@
+"""Data: the embedded shapes set, image folders, the resumable batch order."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganzoo.data import PrepareOptions, resolve_data
+from ganzoo.data.loader import BatchOrder
+from ganzoo.data.shapes import SHAPE_KINDS, make_shapes
+from ganzoo.errors import GanzooError
+from ganzoo.registry import Registry
+
+
+def test_shapes_deterministic_by_seed_and_any_resolution():
+    a, b, c = make_shapes(20, 32, seed=1), make_shapes(20, 32, seed=1), make_shapes(20, 32, seed=2)
+    assert np.array_equal(a.images, b.images) and not np.array_equal(a.images, c.images)
+    assert make_shapes(3, 256).images.shape == (3, 3, 256, 256)
+    assert make_shapes(3, 28, channels=1).images.shape == (3, 1, 28, 28)
+    assert a.class_names == SHAPE_KINDS and list(a.labels[:6]) == [0, 1, 2, 3, 4, 0]
+
+
+def test_shapes_images_are_shape_on_plain_background():
+    data = make_shapes(50, 64, seed=0)
+    for img in data.images.astype(int):
+        corners = np.stack([img[:, 0, 0], img[:, 0, -1], img[:, -1, 0], img[:, -1, -1]])
+        assert np.abs(corners - corners[0]).max() <= 1            # one background colour
+        centre = img[:, 24:40, 24:40].reshape(3, -1)
+        assert np.abs(centre - corners[0][:, None]).sum(0).max() > 60   # a shape is there
+
+
+def test_shapes_source_caches(ganzoo_home):
+    reg = Registry()
+    a = resolve_data("shapes", PrepareOptions(16, max_images=10), reg)
+    assert len(a) == 10 and a.resolution == 16
+    assert list((ganzoo_home / "prepared").glob("*.npz"))
+    b = resolve_data("shapes", PrepareOptions(16, max_images=10), reg)
+    assert np.array_equal(a.images, b.images)
+
+
+def test_folder_with_class_subfolders_and_a_corrupt_file(tmp_path, capsys):
+    for cls, colour in (("cats", (255, 0, 0)), ("dogs", (0, 0, 255))):
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            Image.new("RGB", (40, 30), colour).save(tmp_path / cls / f"{i}.png")
+    (tmp_path / "dogs" / "broken.jpg").write_bytes(b"not a jpeg")
+    data = resolve_data(str(tmp_path), PrepareOptions(16), Registry())
+    assert data.images.shape == (6, 3, 16, 16)
+    assert data.class_names == ("cats", "dogs") and list(data.labels) == [0, 0, 0, 1, 1, 1]
+    assert data.images[0, 0, 8, 8] == 255 and data.images[5, 2, 8, 8] == 255
+    assert "skipped 1 unreadable" in capsys.readouterr().out
+
+
+def test_flat_folder_has_no_labels(tmp_path):
+    Image.new("L", (8, 8), 7).save(tmp_path / "a.png")
+    data = resolve_data(str(tmp_path), PrepareOptions(8, channels=1), Registry())
+    assert data.labels is None and data.images.shape == (1, 1, 8, 8)
+
+
+def test_empty_folder_is_an_error(tmp_path):
+    with pytest.raises(GanzooError, match="no images found"):
+        resolve_data(str(tmp_path), PrepareOptions(8), Registry())
+
+
+def test_batch_order_resumes_anywhere_and_covers_each_epoch():
+    full = list(itertools.islice(iter(BatchOrder(10, 4, seed=3)), 10))
+    stream = [i for b in full for i in b]
+    assert sorted(stream[:10]) == list(range(10)) and sorted(stream[10:20]) == list(range(10))
+    assert stream[:10] != stream[10:20]                       # a new permutation per epoch
+    resumed = list(itertools.islice(iter(BatchOrder(10, 4, seed=3, start=12)), 7))
+    assert [i for b in resumed for i in b] == stream[12:40]
+    ranks = [next(iter(BatchOrder(10, 4, 3, rank=r, world_size=2))) for r in (0, 1)]
+    assert sorted(ranks[0] + ranks[1]) == sorted(full[0])
