@@ -29,7 +29,7 @@ from ganzoo.data.loader import BatchOrder, make_loader
 from ganzoo.data.source import ImageSet
 from ganzoo.errors import GanzooError
 from ganzoo.progress import ProgressLine
-from ganzoo.viz import build_gif, grid_image, grid_side, save_image
+from ganzoo.viz import ProgressGif, grid_image, grid_side, save_image
 
 SAMPLE_SEED = 1234   # fixed latents for sample grids, so grids are comparable over time
 
@@ -134,6 +134,7 @@ class Trainer:
         self._tick_start = time.monotonic()
         self._tick_images = self.progress.images
         self._last_sec_per_kimg: float | None = None
+        self.gif = ProgressGif()
         if self.is_main:
             self._prepare_run_dir(resumed=resume is not None)
 
@@ -165,6 +166,8 @@ class Trainer:
         atomic_write_text(self.run_dir / "config.json", json.dumps(config, indent=2) + "\n")
         if resumed:
             self._truncate_stats()
+            self._drop_later_grids()
+            self.gif.add_files(sorted((self.run_dir / "samples").glob("fakes*.png")))
         else:
             reals = self.data.images[:self.grid_count]
             save_image(grid_image(reals, self.grid_cols), self.run_dir / "samples" / "reals.png")
@@ -182,6 +185,16 @@ class Trainer:
             except (ValueError, KeyError):
                 pass  # a half-written last line from a killed process
         atomic_write_text(path, "".join(line + "\n" for line in keep))
+
+    def _drop_later_grids(self) -> None:
+        """Grids written after the checkpoint we resume from will be drawn again."""
+        for grid in (self.run_dir / "samples").glob("fakes*.png"):
+            try:
+                kimg = float(grid.stem.removeprefix("fakes"))
+            except ValueError:
+                continue
+            if kimg > self.progress.kimg + 1e-9:
+                grid.unlink()
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -276,7 +289,8 @@ class Trainer:
             save_image(img, samples / f"fakes{self.progress.kimg:010.3f}.png")
             if final:
                 save_image(img, self.run_dir / "final.png")
-            build_gif(sorted(samples.glob("fakes*.png")), self.run_dir / "progress.gif")
+            self.gif.add(img)
+            self.gif.write(self.run_dir / "progress.gif")
         self.save()
 
     def save(self) -> Path:

@@ -51,17 +51,34 @@ def grid_side(resolution: int) -> int:
     return int(min(10, max(4, 1024 // resolution)))
 
 
-def build_gif(frames: Sequence[Path], path: Path, max_frames: int = 100,
-              ms_per_frame: int = 200) -> None:
-    """An animated GIF of the sample grids over training (evenly subsampled if long); the
-    last frame is held a little longer."""
-    if not frames:
-        return
-    if len(frames) > max_frames:
-        idx = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
-        frames = [frames[i] for i in idx]
-    images = [Image.open(f).convert("RGB") for f in frames]
-    durations = [ms_per_frame] * (len(images) - 1) + [ms_per_frame * 5]
-    with atomic_write(path) as f:
-        images[0].save(f, format="GIF", save_all=True, append_images=images[1:],
-                       duration=durations, loop=0)
+class ProgressGif:
+    """An animated GIF of the sample grids over training.
+
+    Each grid is reduced to a palette once, when added (re-quantising every frame at every
+    snapshot made long runs spend most of their time here); long runs are evenly subsampled
+    and the last frame is held a little longer.
+    """
+
+    def __init__(self, max_frames: int = 100, ms_per_frame: int = 200):
+        self.max_frames, self.ms_per_frame = max_frames, ms_per_frame
+        self.frames: list[Image.Image] = []
+
+    def add(self, img: Image.Image) -> None:
+        self.frames.append(img.convert("RGB").quantize(256, Image.Quantize.FASTOCTREE))
+
+    def add_files(self, paths: Sequence[Path]) -> None:
+        for path in paths:
+            with Image.open(path) as img:
+                self.add(img)
+
+    def write(self, path: Path) -> None:
+        frames = self.frames
+        if not frames:
+            return
+        if len(frames) > self.max_frames:
+            idx = np.linspace(0, len(frames) - 1, self.max_frames).round().astype(int)
+            frames = [frames[i] for i in idx]
+        durations = [self.ms_per_frame] * (len(frames) - 1) + [self.ms_per_frame * 5]
+        with atomic_write(path) as f:
+            frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:],
+                           duration=durations, loop=0)

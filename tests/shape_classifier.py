@@ -12,25 +12,27 @@ from torch import nn
 from ganzoo.data.shapes import SHAPE_KINDS, make_shapes
 
 
-def train_shape_classifier(resolution: int = 32, images: int = 3000, epochs: int = 4,
+def train_shape_classifier(resolution: int = 32, images: int = 4000, epochs: int = 6,
                            seed: int = 0) -> tuple[nn.Module, float]:
     """Returns the classifier and its accuracy on 500 held-out images."""
     torch.manual_seed(seed)
     data = make_shapes(images + 500, resolution, seed=seed + 100)
     x = torch.from_numpy(data.images).float() / 127.5 - 1
     y = torch.from_numpy(data.labels)
-    net = nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(), nn.Linear(64, len(SHAPE_KINDS)))
+    def block(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+    net = nn.Sequential(*block(3, 24), nn.MaxPool2d(2), *block(24, 48), nn.MaxPool2d(2),
+                        *block(48, 96), *block(96, 96), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(96, len(SHAPE_KINDS)))
     opt = torch.optim.Adam(net.parameters(), 2e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 4e-3, total_steps=epochs * -(-images // 64))
     for _ in range(epochs):
         for idx in torch.randperm(images).split(64):
             loss = F.cross_entropy(net(x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
+            sched.step()
     net.eval()
     with torch.no_grad():
         accuracy = (net(x[images:]).argmax(1) == y[images:]).float().mean().item()

@@ -87,7 +87,9 @@ class DCGAN(Architecture):
     name = "dcgan"
     Config = DCGANConfig
     resolutions = (32, 64, 128, 256)
-    default_batch = 64
+    # The paper used batch 128; short CPU runs learn faster with more, smaller steps per kimg
+    # (measured on shapes 32x32 at 20 kimg: batch 64 collapsed onto one shape class).
+    default_batch = 32
     default_kimg = 200.0
 
     def __init__(self, config: DCGANConfig, data: DataSpec, device: torch.device):
