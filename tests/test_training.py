@@ -147,20 +147,20 @@ def test_sigterm_saves_checkpoint_and_resume_matches(tmp_path):
     assert_same_state(final_state(next((tmp_path / "ref").iterdir())), final_state(run))
 
 
-def kill_and_resume(tmp_path: Path, args: list[str], kills: int,
-                    rng: random.Random) -> tuple[Path, int]:
-    """SIGKILL a training run at random moments, resuming each time; every checkpoint that
-    exists at any moment must be readable. Returns the run and how many kills landed."""
+def kill_and_resume(tmp_path: Path, args: list[str], kills: int, rng: random.Random,
+                    window: tuple[float, float]) -> tuple[Path, int]:
+    """SIGKILL a training run at a random moment within ``window`` seconds of each (re)start,
+    resuming each time; every checkpoint that exists after a kill must be readable.
+    Returns the run and how many kills landed."""
     out = tmp_path / "killed"
-    proc = _start([*args, "--out", str(out)], tmp_path)
+    proc, started = _start([*args, "--out", str(out)], tmp_path), time.time()
     landed = 0
     for _ in range(kills):
-        # Wait for at least one checkpoint so there is something to resume from.
-        deadline = time.time() + 300
-        while not list(out.glob("*/checkpoints/ckpt-*.pt")):
+        deadline = time.time() + 600
+        while not list(out.glob("*/checkpoints/ckpt-*.pt")):   # something to resume from
             assert proc.poll() is None and time.time() < deadline, proc.communicate()[1]
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 1.5))
+        time.sleep(max(0.0, started + rng.uniform(*window) - time.time()))
         if proc.poll() is not None:
             break
         proc.kill()
@@ -171,7 +171,8 @@ def kill_and_resume(tmp_path: Path, args: list[str], kills: int,
             read_checkpoint(ckpt)
         proc = _start(["train", "dcgan", "--resume", "latest", "--out", str(out), "-q"],
                       tmp_path)
-    _, err = proc.communicate(timeout=600)
+        started = time.time()
+    _, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err
     return next(out.iterdir()), landed
 
@@ -181,7 +182,8 @@ def test_sigkill_five_times_then_resume_equals_uninterrupted(tmp_path):
     args = [*TRAIN, "--kimg", "4", "--snap", "0.096"]
     ref = run_ganzoo(*args, "--out", str(tmp_path / "ref"), cwd=tmp_path)
     assert ref.returncode == 0, ref.stderr
-    run, landed = kill_and_resume(tmp_path, args, kills=5, rng=random.Random(os.getpid()))
+    run, landed = kill_and_resume(tmp_path, args, kills=5, rng=random.Random(os.getpid()),
+                                  window=(3.0, 6.0))
     assert landed == 5
     ref_run = next((tmp_path / "ref").iterdir())
     assert_same_state(final_state(ref_run), final_state(run))
