@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -113,10 +114,11 @@ def test_hook_is_implemented_by_the_test_plugin(hook):
 def installed_tiny_plugin(tmp_path_factory) -> Path:
     """pip-installs tests/fixtures/ganzoo-tiny-plugin into its own directory."""
     target = tmp_path_factory.mktemp("site")
-    build = tmp_path_factory.mktemp("build")
+    source = tmp_path_factory.mktemp("src") / TINY_PLUGIN.name
+    shutil.copytree(TINY_PLUGIN, source)      # setuptools writes build/ into the source tree
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                     "--no-build-isolation", "--no-index", "--target", str(target),
-                    str(TINY_PLUGIN)], check=True, cwd=build)
+                    str(source)], check=True, cwd=source)
     return target
 
 
