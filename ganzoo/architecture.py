@@ -69,6 +69,12 @@ class Architecture(abc.ABC):
                 f"{self.name} cannot train at resolution {data.resolution}; "
                 f"supported: {', '.join(map(str, self.resolutions))}")
 
+    @property
+    def batches_per_step(self) -> int:
+        """Minibatches of ``--batch`` images one train_step consumes (n_critic for WGAN-GP:
+        each critic update sees its own real minibatch, and kimg counts them all)."""
+        return 1
+
     @abc.abstractmethod
     def train_step(self, reals: Tensor, labels: Tensor | None) -> dict[str, float]:
         """One optimisation step on a batch of real images (NCHW, float in [-1, 1]).

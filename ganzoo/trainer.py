@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import ganzoo
@@ -123,12 +124,15 @@ class Trainer:
         self.run_dir = run_dir or new_run_dir(Path(config.out), arch_cls.name, self.data.name)
         self.view = ProgressLine(config.kimg, quiet=quiet or not self.is_main)
         self.stop_signal: int | None = None
+        self.step_images = config.batch * self.arch.batches_per_step
         self.loader_iter = iter(make_loader(
-            self.data, BatchOrder(len(self.data), config.batch, config.seed,
+            self.data, BatchOrder(len(self.data), self.step_images, config.seed,
                                   start=self.progress.images),
             workers=config.workers, pin_memory=self.device.type == "cuda"))
         n = grid_side(self.spec.resolution)
-        self.grid_cols, self.grid_count = n, n * n
+        # Conditional models: one class per column, as the cGAN report laid them out.
+        self.grid_cols = self.spec.num_classes if arch_cls.conditional else n
+        self.grid_count = n * self.grid_cols
         self._tick_sums: dict[str, float] = {}
         self._tick_steps = 0
         self._tick_start = time.monotonic()
@@ -169,8 +173,21 @@ class Trainer:
             self._drop_later_grids()
             self.gif.add_files(sorted((self.run_dir / "samples").glob("fakes*.png")))
         else:
-            reals = self.data.images[:self.grid_count]
-            save_image(grid_image(reals, self.grid_cols), self.run_dir / "samples" / "reals.png")
+            save_image(grid_image(self._grid_reals(), self.grid_cols, col_titles=self._titles()),
+                       self.run_dir / "samples" / "reals.png")
+
+    def _titles(self) -> tuple[str, ...]:
+        return self.spec.class_names if self.arch.conditional else ()
+
+    def _grid_reals(self):
+        """Real images in the sample grid's layout (row r, column c: r-th image of class c)."""
+        if not self.arch.conditional:
+            return self.data.images[:self.grid_count]
+        rows = self.grid_count // self.grid_cols
+        by_class = [np.flatnonzero(self.data.labels == c)[:rows] for c in range(self.grid_cols)]
+        order = [by_class[c][r % len(by_class[c])] for r in range(rows)
+                 for c in range(self.grid_cols) if len(by_class[c])]
+        return self.data.images[order]
 
     def _truncate_stats(self) -> None:
         """Drop stats lines written after the checkpoint we resume from."""
@@ -226,7 +243,7 @@ class Trainer:
             images = self.progress.images
             if images // tick_images > self._tick_images // tick_images or images >= target_images:
                 self._end_tick()
-            if images // snap_images > (images - self.config.batch) // snap_images \
+            if images // snap_images > (images - self.step_images) // snap_images \
                     and images < target_images:
                 self.snapshot()
 
@@ -284,8 +301,7 @@ class Trainer:
     def snapshot(self, final: bool = False) -> None:
         if self.is_main:
             samples = self.run_dir / "samples"
-            titles = self.spec.class_names if self.arch.conditional else ()
-            img = grid_image(self.sample_grid(), self.grid_cols, col_titles=titles)
+            img = grid_image(self.sample_grid(), self.grid_cols, col_titles=self._titles())
             save_image(img, samples / f"fakes{self.progress.kimg:010.3f}.png")
             if final:
                 save_image(img, self.run_dir / "final.png")

@@ -5,16 +5,21 @@ G maps z [N, latent, 1, 1] through a 4x4 transposed convolution, then doubles th
 with 4x4 stride-2 transposed convolutions; D mirrors it with stride-2 convolutions down to 4x4
 and a final 4x4 convolution to one logit. Widths double as resolution halves, capped at
 ``max_channels``. No BatchNorm on G's output or D's input; weights N(0, 0.02).
+
+``--loss wgan-gp`` trains it as the course report (../shared/seeds/001_*.txt) did: a critic
+without sigmoid and with LayerNorm in place of BatchNorm (the gradient penalty is per sample,
+which batch statistics would break), 5 critic updates per generator update.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganzoo import Architecture, DataSpec, option
+from ganzoo import DataSpec, option
+from ganzoo.adversarial import AdversarialSetup, GANArchitecture
+from ganzoo.losses import LOSSES
 
 
 def channels_at(size: int, resolution: int, base: int, cap: int) -> int:
@@ -42,8 +47,15 @@ class Generator(nn.Module):
         return self.net(z[:, :, None, None])
 
 
+def critic_norm(kind: str, channels: int) -> nn.Module:
+    """BatchNorm, or LayerNorm over (C, H, W) with a per-channel affine (GroupNorm with one
+    group is exactly that), which keeps every sample's output independent of the batch."""
+    return nn.BatchNorm2d(channels) if kind == "batch" else nn.GroupNorm(1, channels)
+
+
 class Discriminator(nn.Module):
-    def __init__(self, resolution: int, channels: int, base: int, cap: int):
+    def __init__(self, resolution: int, channels: int, base: int, cap: int,
+                 norm: str = "batch"):
         super().__init__()
         ch = lambda s: channels_at(s, resolution, base, cap)  # noqa: E731
         size = resolution // 2
@@ -51,7 +63,7 @@ class Discriminator(nn.Module):
                                    nn.LeakyReLU(0.2, inplace=True)]
         while size > 4:
             layers += [nn.Conv2d(ch(size), ch(size // 2), 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(ch(size // 2)), nn.LeakyReLU(0.2, inplace=True)]
+                       critic_norm(norm, ch(size // 2)), nn.LeakyReLU(0.2, inplace=True)]
             size //= 2
         layers.append(nn.Conv2d(ch(4), 1, 4, 1, 0))
         self.net = nn.Sequential(*layers)
@@ -66,7 +78,7 @@ def init_weights(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
@@ -79,10 +91,17 @@ class DCGANConfig:
     lr: float = option(2e-4, "Adam learning rate (G and D)")
     beta1: float = option(0.5, "Adam beta1")
     beta2: float = option(0.999, "Adam beta2")
+    loss: str = option("non-saturating", "GAN loss", choices=list(LOSSES))
+    n_critic: int = option(0, "D updates per G update; 0 = 5 for wgan-gp, else 1")
+    gp_weight: float = option(10.0, "gradient penalty weight lambda (wgan-gp)")
+
+    def adversarial_setup(self) -> AdversarialSetup:
+        n_critic = self.n_critic or (5 if self.loss == "wgan-gp" else 1)
+        return AdversarialSetup(self.loss, n_critic, self.gp_weight, self.latent_dim)
 
 
-class DCGAN(Architecture):
-    """Deep convolutional GAN with the non-saturating logistic loss."""
+class DCGAN(GANArchitecture):
+    """Deep convolutional GAN (Radford et al. 2016); --loss picks the objective."""
 
     name = "dcgan"
     Config = DCGANConfig
@@ -95,51 +114,10 @@ class DCGAN(Architecture):
     def __init__(self, config: DCGANConfig, data: DataSpec, device: torch.device):
         super().__init__(config, data, device)
         c = config
-        self.G = Generator(c.latent_dim, data.resolution, data.channels, c.base_channels,
-                           c.max_channels).to(self.device)
-        self.D = Discriminator(data.resolution, data.channels, c.base_channels,
-                               c.max_channels).to(self.device)
-        self.G.apply(init_weights)
-        self.D.apply(init_weights)
-        betas = (c.beta1, c.beta2)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr, betas=betas)
-
-    def train_step(self, reals: Tensor, labels: Tensor | None) -> dict[str, float]:
-        z = torch.randn(reals.shape[0], self.config.latent_dim, device=self.device)
-        fakes = self.G(z)
-
-        logits_real, logits_fake = self.D(reals), self.D(fakes.detach())
-        # -log sigmoid(x) = softplus(-x): the logistic loss without saturating exp/log.
-        loss_d = F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()
-        self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.opt_d.step()
-
-        loss_g = F.softplus(-self.D(fakes)).mean()   # non-saturating generator loss
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
-                "d_real": torch.sigmoid(logits_real).mean().item(),
-                "d_fake": torch.sigmoid(logits_fake).mean().item()}
-
-    @torch.no_grad()
-    def generate(self, n: int, *, seed: int | None = None, labels: Tensor | None = None,
-                 **options) -> Tensor:
-        was_training = self.G.training
-        self.G.eval()   # running BatchNorm statistics: each image independent of the batch
-        try:
-            return self.G(self.seeded_normal(n, self.config.latent_dim, seed))
-        finally:
-            self.G.train(was_training)
-
-    def state_dict(self) -> dict:
-        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        G = Generator(c.latent_dim, data.resolution, data.channels, c.base_channels,
+                      c.max_channels)
+        D = Discriminator(data.resolution, data.channels, c.base_channels, c.max_channels,
+                          "layer" if c.loss == "wgan-gp" else "batch")
+        G.apply(init_weights)
+        D.apply(init_weights)
+        self.setup_training(G, D, c.lr, (c.beta1, c.beta2), c.adversarial_setup())

@@ -1,0 +1,118 @@
+"""The alternating discriminator/generator update that dcgan, cgan and wgan-gp share.
+
+One call of :func:`adversarial_step` is one generator update preceded by ``n_critic``
+discriminator updates, each on its own slice of the real batch (the trainer hands over
+``n_critic`` minibatches at once, see ``Architecture.batches_per_step``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ganzoo.architecture import Architecture
+from ganzoo.losses import discriminator_loss, generator_loss, gradient_penalty
+
+Generate = Callable[[Tensor, "Tensor | None"], Tensor]        # (z, labels) -> images
+Discriminate = Callable[[Tensor, "Tensor | None"], Tensor]    # (images, labels) -> logits
+
+
+@dataclass(frozen=True)
+class AdversarialSetup:
+    loss: str = "non-saturating"
+    n_critic: int = 1
+    gp_weight: float = 10.0        # used by wgan-gp only
+    latent_dim: int = 100
+
+
+def adversarial_step(generate: Generate, discriminate: Discriminate,
+                     opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+                     reals: Tensor, labels: Tensor | None,
+                     setup: AdversarialSetup) -> dict[str, float]:
+    real_chunks = reals.chunk(setup.n_critic)
+    label_chunks = labels.chunk(setup.n_critic) if labels is not None else \
+        [None] * len(real_chunks)
+    stats: dict[str, float] = {}
+    for i, (real, label) in enumerate(zip(real_chunks, label_chunks)):
+        z = torch.randn(real.shape[0], setup.latent_dim, device=real.device)
+        last = i == len(real_chunks) - 1
+        # The last critic iteration's fakes keep their graph and serve the generator update
+        # (a fresh sample for G, one forward pass saved), as the DCGAN reference loop does.
+        with torch.set_grad_enabled(last):
+            fakes = generate(z, label)
+        real_logits = discriminate(real, label)
+        fake_logits = discriminate(fakes.detach(), label)
+        loss_d = discriminator_loss(setup.loss, real_logits, fake_logits)
+        if setup.loss == "wgan-gp":
+            penalty = gradient_penalty(lambda x: discriminate(x, label), real, fakes)
+            stats["gp"] = penalty.item()
+            stats["wdist"] = (real_logits.mean() - fake_logits.mean()).item()
+            loss_d = loss_d + setup.gp_weight * penalty
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+
+    loss_g = generator_loss(setup.loss, discriminate(fakes, label))
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    stats.update(loss_d=loss_d.item(), loss_g=loss_g.item(),
+                 d_real=real_logits.mean().item(), d_fake=fake_logits.mean().item())
+    return stats
+
+
+class GANArchitecture(Architecture):
+    """An architecture made of a generator ``G`` and a discriminator ``D`` with one Adam
+    optimiser each, trained by :func:`adversarial_step`. Subclasses build the networks and
+    call :meth:`setup_training`; conditional ones override :meth:`g_forward` and
+    :meth:`d_forward` to take labels."""
+
+    G: nn.Module
+    D: nn.Module
+
+    def setup_training(self, G: nn.Module, D: nn.Module, lr: float, betas: tuple[float, float],
+                       setup: AdversarialSetup) -> None:
+        self.G, self.D = G.to(self.device), D.to(self.device)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=lr, betas=betas)
+        self.setup = setup
+
+    @property
+    def batches_per_step(self) -> int:
+        return self.setup.n_critic
+
+    def g_forward(self, z: Tensor, labels: Tensor | None) -> Tensor:
+        return self.G(z)
+
+    def d_forward(self, images: Tensor, labels: Tensor | None) -> Tensor:
+        return self.D(images)
+
+    def train_step(self, reals: Tensor, labels: Tensor | None) -> dict[str, float]:
+        return adversarial_step(self.g_forward, self.d_forward, self.opt_g, self.opt_d,
+                                reals, labels, self.setup)
+
+    @torch.no_grad()
+    def generate(self, n: int, *, seed: int | None = None, labels: Tensor | None = None,
+                 **options) -> Tensor:
+        was_training = self.G.training
+        self.G.eval()   # running BatchNorm statistics: each image independent of the batch
+        try:
+            z = self.seeded_normal(n, self.setup.latent_dim, seed)
+            if labels is not None:
+                labels = labels.to(self.device).expand(n) if labels.numel() == 1 else \
+                    labels.to(self.device)
+            return self.g_forward(z, labels)
+        finally:
+            self.G.train(was_training)
+
+    def state_dict(self) -> dict:
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
