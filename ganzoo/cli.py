@@ -249,11 +249,16 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def parse_class(text: str, model: Architecture, where: str) -> int:
-    names = model.data.class_names
+def require_conditional(model: Architecture, where: str) -> None:
     if not model.conditional:
         raise GanzooError(f"--class: {model.name} ({where}) is unconditional; --class needs "
                           "a conditional model such as cgan")
+
+
+def parse_class(text: str, model: Architecture, where: str) -> int:
+    """A class index or name -> index; anything else names the valid classes."""
+    require_conditional(model, where)
+    names = model.data.class_names
     valid = ", ".join(f"{i}={n}" for i, n in enumerate(names)) or \
         f"0-{model.data.num_classes - 1}"
     if text in names:
@@ -272,8 +277,8 @@ def parse_class(text: str, model: Architecture, where: str) -> int:
 @click.option("--checkpoint", "ckpt_ref", default="latest", show_default=True,
               metavar="latest|RUN|CKPT", help="which run or checkpoint to sample")
 @click.option("--seeds", default="0-15", show_default=True, help="e.g. 0-15,20")
-@click.option("--class", "class_", metavar="K|NAME", help="class index or name "
-              "(conditional models)")
+@click.option("--class", "class_", metavar="K|NAME|all", help="class index or name "
+              "(conditional models); 'all' writes a grid with one class per column")
 @click.option("--trunc", type=float, default=None, help="truncation psi (style-based models)")
 @click.option("--grid", is_flag=True, help="write one grid instead of one file per seed")
 @click.option("--out", default="generated", show_default=True, help="output directory")
@@ -296,20 +301,27 @@ def generate_command(ctx, arch, ckpt_ref, seeds, class_, trunc, grid, out, runs,
         if not model.supports_truncation:
             raise GanzooError(f"--trunc: {model.name} does not support truncation")
         options["truncation_psi"] = trunc
-    labels = None
-    if class_ is not None:
-        k = parse_class(class_, model, str(path))
-        labels = torch.full((1,), k, dtype=torch.long, device=model.device)
-    images = torch.cat([model.generate(1, seed=s, labels=labels, **options)
-                        for s in seed_list])
+    class_titles: tuple[str, ...] = ()
+    if class_ == "all":                  # one class per column, one seed per row
+        require_conditional(model, str(path))
+        classes = list(range(model.data.num_classes))
+        class_titles = model.data.class_names
+        grid = True
+    else:
+        classes = [None if class_ is None else parse_class(class_, model, str(path))]
+    images = torch.cat([
+        model.generate(1, seed=s, **options, labels=None if k is None else
+                       torch.tensor([k], device=model.device))
+        for s in seed_list for k in classes])
     out_dir = Path(out)
     if grid:
-        cols = math.ceil(math.sqrt(len(seed_list)))
-        save_image(grid_image(images, cols), out_dir / "grid.png")
-        click.echo(f"wrote {out_dir / 'grid.png'} ({len(seed_list)} images from {path})")
+        cols = len(classes) if class_titles else math.ceil(math.sqrt(len(seed_list)))
+        save_image(grid_image(images, cols, col_titles=class_titles), out_dir / "grid.png")
+        click.echo(f"wrote {out_dir / 'grid.png'} ({len(images)} images from {path})")
     else:
+        suffix = "" if classes[0] is None else f"-class{classes[0]}"
         for s, img in zip(seed_list, images):
-            save_image(grid_image(img[None], 1), out_dir / f"seed{s:04d}.png")
+            save_image(grid_image(img[None], 1), out_dir / f"seed{s:04d}{suffix}.png")
         click.echo(f"wrote {len(seed_list)} images to {out_dir}/ (from {path})")
 
 
@@ -335,9 +347,12 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         sys.exit(1)
+    except getattr(click.exceptions, "NoArgsIsHelpError", ()) as e:
+        click.echo(e.format_message())   # bare `ganzoo` or `ganzoo train`: show the help
+        sys.exit(0)
     except click.exceptions.UsageError as e:
-        hint = f" (see 'ganzoo {e.ctx.command_path.split(' ', 1)[1] if e.ctx and ' ' in e.ctx.command_path else ''} --help')".replace("  ", " ")
-        click.echo(f"error: {e.format_message()}{hint}", err=True)
+        command = e.ctx.command_path if e.ctx else "ganzoo"
+        click.echo(f"error: {e.format_message()} (see '{command} --help')", err=True)
         sys.exit(2)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)

@@ -50,3 +50,21 @@ def recognisability(net: nn.Module, images: torch.Tensor, threshold: float = 0.9
     entropy = -(p[p > 0] * p[p > 0].log()).sum().item()
     return {"confident": confident.float().mean().item(),
             "class_balance": entropy / torch.log(torch.tensor(float(probs.shape[1]))).item()}
+
+
+@torch.no_grad()
+def features(net: nn.Sequential, images: torch.Tensor) -> torch.Tensor:
+    """The classifier's penultimate activations (input of its last linear layer)."""
+    return net[:-1](images)
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (FID's formula, here on
+    the shape classifier's features)."""
+    import numpy as np
+    from scipy import linalg
+    a, b = a.double().numpy(), b.double().numpy()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = linalg.sqrtm(cov_a @ cov_b).real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
