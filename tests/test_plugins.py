@@ -33,7 +33,8 @@ def test_builtins_come_from_entry_points():
     assert dcgan.plugin.distribution == "ganzoo" and dcgan.plugin.module == "ganzoo_plugins.dcgan"
     assert "shapes" in reg.datasets()
     assert ganzoo.list_architectures("dc*") == ["dcgan"]
-    assert ganzoo.list_architectures("wgan*") == []
+    assert ganzoo.list_architectures("*gan") == ["cgan", "dcgan"]
+    assert ganzoo.list_architectures("wgan*") == ["wgan-gp"]
 
 
 def test_create_drops_none_overrides():
