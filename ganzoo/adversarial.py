@@ -12,8 +12,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from ganzoo.architecture import Architecture
-from ganzoo.losses import discriminator_loss, generator_loss, gradient_penalty
+from ganzoo.architecture import Architecture, option
+from ganzoo.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
 
 Generate = Callable[[Tensor, "Tensor | None"], Tensor]        # (z, labels) -> images
 Discriminate = Callable[[Tensor, "Tensor | None"], Tensor]    # (images, labels) -> logits
@@ -25,6 +25,19 @@ class AdversarialSetup:
     n_critic: int = 1
     gp_weight: float = 10.0        # used by wgan-gp only
     latent_dim: int = 100
+
+
+@dataclass
+class LossOptions:
+    """Config fields of every architecture with a ``--loss`` choice (inherit from this)."""
+
+    loss: str = option("non-saturating", "GAN loss", choices=list(LOSSES))
+    n_critic: int = option(0, "D updates per G update; 0 = 5 for wgan-gp, else 1")
+    gp_weight: float = option(10.0, "gradient penalty weight lambda (wgan-gp)")
+
+    def adversarial_setup(self, latent_dim: int) -> AdversarialSetup:
+        n_critic = self.n_critic or (5 if self.loss == "wgan-gp" else 1)
+        return AdversarialSetup(self.loss, n_critic, self.gp_weight, latent_dim)
 
 
 def adversarial_step(generate: Generate, discriminate: Discriminate,

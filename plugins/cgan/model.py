@@ -19,9 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from ganzoo import DataSpec, option
-from ganzoo.adversarial import AdversarialSetup, GANArchitecture
+from ganzoo.adversarial import GANArchitecture, LossOptions
 from ganzoo.errors import GanzooError
-from ganzoo.losses import LOSSES
 
 EMBED_DIM = 50
 
@@ -89,16 +88,13 @@ class Discriminator(nn.Module):
 
 
 @dataclass
-class CGANConfig:
+class CGANConfig(LossOptions):
     latent_dim: int = option(100, "size of z")
     width: int = option(128, "filters of every conv layer (the report used 128)")
     dropout: float = option(0.4, "dropout before D's output layer")
     lr: float = option(2e-4, "Adam learning rate")
     beta1: float = option(0.5, "Adam beta1")
     beta2: float = option(0.999, "Adam beta2")
-    loss: str = option("non-saturating", "GAN loss", choices=list(LOSSES))
-    n_critic: int = option(0, "D updates per G update; 0 = 5 for wgan-gp, else 1")
-    gp_weight: float = option(10.0, "gradient penalty weight lambda (wgan-gp)")
 
 
 class CGAN(GANArchitecture):
@@ -115,12 +111,10 @@ class CGAN(GANArchitecture):
         if not 28 <= data.resolution <= 64:
             raise GanzooError(f"cgan trains at resolutions 28 to 64, not {data.resolution}")
         c, n = config, max(1, data.num_classes)
-        n_critic = c.n_critic or (5 if c.loss == "wgan-gp" else 1)
         self.setup_training(
             Generator(c.latent_dim, n, data.resolution, data.channels, c.width),
             Discriminator(n, data.resolution, data.channels, c.width, c.dropout),
-            c.lr, (c.beta1, c.beta2), AdversarialSetup(c.loss, n_critic, c.gp_weight,
-                                                       c.latent_dim))
+            c.lr, (c.beta1, c.beta2), c.adversarial_setup(c.latent_dim))
 
     def g_forward(self, z: Tensor, labels: Tensor | None) -> Tensor:
         return self.G(z, labels)

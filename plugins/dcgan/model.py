@@ -18,8 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ganzoo import DataSpec, option
-from ganzoo.adversarial import AdversarialSetup, GANArchitecture
-from ganzoo.losses import LOSSES
+from ganzoo.adversarial import GANArchitecture, LossOptions
 
 
 def channels_at(size: int, resolution: int, base: int, cap: int) -> int:
@@ -84,20 +83,13 @@ def init_weights(module: nn.Module) -> None:
 
 
 @dataclass
-class DCGANConfig:
+class DCGANConfig(LossOptions):
     latent_dim: int = option(100, "size of z (the seeds used 100 and 128)")
     base_channels: int = option(64, "channels of the layers next to full resolution")
     max_channels: int = option(512, "cap on channels at low resolution")
     lr: float = option(2e-4, "Adam learning rate (G and D)")
     beta1: float = option(0.5, "Adam beta1")
     beta2: float = option(0.999, "Adam beta2")
-    loss: str = option("non-saturating", "GAN loss", choices=list(LOSSES))
-    n_critic: int = option(0, "D updates per G update; 0 = 5 for wgan-gp, else 1")
-    gp_weight: float = option(10.0, "gradient penalty weight lambda (wgan-gp)")
-
-    def adversarial_setup(self) -> AdversarialSetup:
-        n_critic = self.n_critic or (5 if self.loss == "wgan-gp" else 1)
-        return AdversarialSetup(self.loss, n_critic, self.gp_weight, self.latent_dim)
 
 
 class DCGAN(GANArchitecture):
@@ -120,4 +112,4 @@ class DCGAN(GANArchitecture):
                           "layer" if c.loss == "wgan-gp" else "batch")
         G.apply(init_weights)
         D.apply(init_weights)
-        self.setup_training(G, D, c.lr, (c.beta1, c.beta2), c.adversarial_setup())
+        self.setup_training(G, D, c.lr, (c.beta1, c.beta2), c.adversarial_setup(c.latent_dim))
