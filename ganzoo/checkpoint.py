@@ -230,11 +230,16 @@ def build_model(data: dict, device: torch.device, registry=None,
                           f"'{expect_arch}'")
     cls = registry.architecture(name)
     model = cls(make_config(cls, data["config"]), DataSpec.from_dict(data["data_spec"]), device)
-    try:
-        model.load_state_dict(data["state"])
-    except (KeyError, RuntimeError, ValueError) as e:
-        raise GanzooError(f"checkpoint {path} does not fit {name}: {_first_line(e)}")
+    load_state(model, data["state"], path)
     return model
+
+
+def load_state(model: Architecture, state: dict, path: Path | None) -> None:
+    """``model.load_state_dict(state)``, a mismatch reported as one line naming the file."""
+    try:
+        model.load_state_dict(state)
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise GanzooError(f"checkpoint {path} does not fit {model.name}: {_first_line(e)}")
 
 
 def load_model(path: Path, *, trust: bool = False, device: torch.device | None = None,

@@ -22,9 +22,9 @@ import torch
 import ganzoo
 from ganzoo.architecture import Architecture, DataSpec
 from ganzoo.atomic import atomic_write_text
-from ganzoo.checkpoint import (Progress, checkpoint_path, checkpoints_of, new_run_dir,
-                               prune_checkpoints, remove_stale_temp_files, restore_rng,
-                               save_checkpoint)
+from ganzoo.checkpoint import (Progress, checkpoint_path, checkpoints_of, load_state,
+                               new_run_dir, prune_checkpoints, remove_stale_temp_files,
+                               restore_rng, save_checkpoint)
 from ganzoo.data import PrepareOptions, resolve_data
 from ganzoo.data.loader import BatchOrder, make_loader
 from ganzoo.data.source import ImageSet
@@ -149,11 +149,7 @@ class Trainer:
         if DataSpec.from_dict(data["data_spec"]) != self.spec:
             raise GanzooError(f"checkpoint {resume.checkpoint} was trained on data "
                               f"{data['data_spec']}, but --data gives {self.spec.to_dict()}")
-        try:
-            self.arch.load_state_dict(data["state"])
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise GanzooError(f"checkpoint {resume.checkpoint} does not fit "
-                              f"{self.arch.name}: {str(e).splitlines()[0]}")
+        load_state(self.arch, data["state"], resume.checkpoint)
         self.progress = Progress(**data["progress"])
         restore_rng(data["rng"])
 

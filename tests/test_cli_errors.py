@@ -112,3 +112,13 @@ def test_usage_error_is_one_line_exit_2(cli):
     r = cli("train", "dcgan", "--data", "shapes", "--batch", "many")
     assert r.code == 2
     assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
+
+
+def test_checkpoint_whose_weights_do_not_fit(cli, trained_run, tmp_path):
+    good = sorted((trained_run / "checkpoints").glob("*.pt"))[-1]
+    data = torch.load(good, weights_only=True)
+    data["config"]["base_channels"] = 16          # weights were saved for 8
+    bad = tmp_path / "mismatch.pt"
+    torch.save(data, bad)
+    assert_one_line_error(cli("generate", "--checkpoint", str(bad)), "does not fit dcgan")
+    assert_one_line_error(cli("train", "dcgan", "--resume", str(bad)), "does not fit dcgan")
