@@ -46,6 +46,7 @@ class PrepareOptions:
     channels: int = 3          # 3 = RGB, 1 = L
     max_images: int | None = None
     seed: int = 0              # for procedural sources
+    resize_filter: str = "lanczos"   # "lanczos" or "box"
 
 
 class DatasetSource(abc.ABC):
@@ -54,6 +55,10 @@ class DatasetSource(abc.ABC):
     #: The name users type; one ending in "/" handles every spec with that prefix.
     name: str
     description: str = ""
+
+    def fetch(self, spec: str) -> None:
+        """Download (and verify) whatever :meth:`load` needs for ``spec``; sources that
+        need no download keep this no-op. ``ganzoo data fetch SPEC`` calls it."""
 
     @abc.abstractmethod
     def load(self, spec: str, options: PrepareOptions) -> ImageSet:
