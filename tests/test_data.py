@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganzoo.data import PrepareOptions, resolve_data
+from ganzoo.data import PrepareOptions, bin_objects, resolve_data
+from ganzoo.data.bin_objects import KINDS as BIN_KINDS, make_bin_objects
 from ganzoo.data.loader import BatchOrder
 from ganzoo.data.shapes import SHAPE_KINDS, make_shapes
 from ganzoo.errors import GanzooError
@@ -73,3 +74,43 @@ def test_batch_order_resumes_anywhere_and_covers_each_epoch():
     assert [i for b in resumed for i in b] == stream[12:40]
     ranks = [next(iter(BatchOrder(10, 4, 3, rank=r, world_size=2))) for r in (0, 1)]
     assert sorted(ranks[0] + ranks[1]) == sorted(full[0])
+
+
+# -- bin-objects ---------------------------------------------------------------------------------
+
+def test_bin_objects_deterministic_by_seed_any_resolution_and_count():
+    a, b = make_bin_objects(10, 32, seed=1), make_bin_objects(10, 32, seed=1)
+    assert np.array_equal(a.images, b.images)
+    assert not np.array_equal(a.images, make_bin_objects(10, 32, seed=2).images)
+    assert np.array_equal(make_bin_objects(4, 32, seed=1).images, a.images[:4])  # image i: (seed, i)
+    assert make_bin_objects(2, 24, channels=1).images.shape == (2, 1, 24, 24)
+    assert make_bin_objects(1, 128).images.shape == (1, 3, 128, 128)
+
+
+def test_bin_objects_worker_processes_give_the_same_images():
+    one = make_bin_objects(130, 16, seed=3, workers=1)
+    two = make_bin_objects(130, 16, seed=3, workers=2)
+    assert np.array_equal(one.images, two.images)
+
+
+def test_bin_objects_labels_by_kind_and_by_count():
+    reg = Registry()
+    kinds = resolve_data("bin-objects", PrepareOptions(32, max_images=60), reg)
+    counts = resolve_data("bin-objects/count", PrepareOptions(32, max_images=60), reg)
+    assert np.array_equal(kinds.images, counts.images)        # same pictures, other labels
+    assert kinds.class_names == BIN_KINDS == ("box", "bottle", "can", "tube", "ball")
+    assert counts.class_names == ("1", "2", "3", "4", "5", "6")
+    assert list(kinds.labels[:7]) == [0, 1, 2, 3, 4, 0, 1]
+    assert list(counts.labels[:12:5]) == [0, 1, 2]            # 1, 2, 3 objects
+    assert set(kinds.labels) == set(range(5)) and set(counts.labels) == set(range(6))
+    assert np.bincount(counts.labels).tolist() == [10] * 6    # balanced
+
+
+def test_bin_objects_look_like_a_grey_bin():
+    data = make_bin_objects(30, 64, seed=0)
+    img = data.images.astype(int)
+    rim = img[:, :, 6:9, 24:40].reshape(30, 3, -1).mean(-1)      # top rim, middle
+    assert np.abs(rim - rim.mean(1, keepdims=True)).max() < 20   # grey: R ~ G ~ B
+    colourful = (img.max(1) - img.min(1) > 60).mean((1, 2))      # saturated object pixels
+    labels = bin_objects.count_of(np.arange(30))
+    assert colourful[labels == 6].mean() > 2 * colourful[labels == 1].mean()
