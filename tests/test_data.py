@@ -51,7 +51,7 @@ def test_folder_with_class_subfolders_and_a_corrupt_file(tmp_path, capsys):
     assert data.images.shape == (6, 3, 16, 16)
     assert data.class_names == ("cats", "dogs") and list(data.labels) == [0, 0, 0, 1, 1, 1]
     assert data.images[0, 0, 8, 8] == 255 and data.images[5, 2, 8, 8] == 255
-    assert "skipped 1 unreadable" in capsys.readouterr().out
+    assert "prepared 6 of 7 images" in capsys.readouterr().out
 
 
 def test_flat_folder_has_no_labels(tmp_path):

@@ -4,48 +4,44 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
+from ganzoo.data.prepare import ImageFiles, load_files
 from ganzoo.data.source import ImageSet, PrepareOptions
 from ganzoo.errors import GanzooError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
 
-def prepare_image(img: Image.Image, options: PrepareOptions) -> np.ndarray:
-    """Convert to RGB or L, centre-crop to a square, resize with Lanczos; return uint8 CHW."""
-    img = img.convert("L" if options.channels == 1 else "RGB")
-    w, h = img.size
-    s = min(w, h)
-    img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-    if s != options.resolution:
-        img = img.resize((options.resolution,) * 2, Image.Resampling.LANCZOS)
-    arr = np.asarray(img)
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+def is_image_name(name: str) -> bool:
+    """An image by its suffix; hidden files and folders (".DS_Store", "._x.png" resource
+    forks, ".ipynb_checkpoints/") are never images."""
+    parts = name.replace("\\", "/").split("/")
+    return Path(name).suffix.lower() in IMAGE_SUFFIXES and not any(
+        p.startswith(".") for p in parts)
+
+
+def list_images(root: Path) -> list[str]:
+    """Image files under ``root`` as sorted POSIX paths relative to it."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if is_image_name(p.relative_to(root).as_posix()) and p.is_file())
+
+
+def folder_labels(names: list[str]) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """Labels from the first path component, if every image sits in a subfolder."""
+    if not names or not all("/" in n for n in names):
+        return None, ()
+    tops = [n.split("/", 1)[0] for n in names]
+    classes = tuple(sorted(set(tops)))
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index[t] for t in tops], np.int64), classes
 
 
 def load_folder(root: Path, options: PrepareOptions) -> ImageSet:
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if options.max_images is not None:
-        files = files[:options.max_images]
-    if not files:
+    root = Path(root)
+    names = list_images(root)
+    if not names:
         raise GanzooError(f"no images found under {root} "
                           f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    classes = sorted({f.relative_to(root).parts[0] for f in files})
-    labelled = all(len(f.relative_to(root).parts) > 1 for f in files)
-    images, labels, skipped = [], [], 0
-    for f in files:
-        try:
-            with Image.open(f) as img:
-                images.append(prepare_image(img, options))
-        except (OSError, UnidentifiedImageError, ValueError):
-            skipped += 1  # corrupt files are counted, never fatal
-            continue
-        labels.append(classes.index(f.relative_to(root).parts[0]) if labelled else 0)
-    if not images:
-        raise GanzooError(f"none of the {len(files)} image files under {root} could be read")
-    if skipped:
-        print(f"warning: skipped {skipped} unreadable image(s) under {root}")
-    return ImageSet(root.name, np.stack(images),
-                    np.asarray(labels, np.int64) if labelled else None,
-                    tuple(classes) if labelled else ())
+    labels, classes = folder_labels(names)
+    return load_files(ImageFiles(root, tuple(names)), options, name=root.name,
+                      labels=labels, class_names=classes)
