@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ganzoo.data import bin_objects
 from ganzoo.data.cache import cache_key, load_prepared, save_prepared
+from ganzoo.data.registered import downloadable_sources
 from ganzoo.data.shapes import DEFAULT_COUNT, make_shapes
 from ganzoo.data.source import DatasetSource, ImageSet, PrepareOptions
 from ganzoo.hookspecs import hookimpl
@@ -53,4 +54,5 @@ class BinObjectsSource(DatasetSource):
 
 @hookimpl
 def ganzoo_datasets() -> list[DatasetSource]:
-    return [ShapesSource(), BinObjectsSource("kind"), BinObjectsSource("count")]
+    return [ShapesSource(), BinObjectsSource("kind"), BinObjectsSource("count"),
+            *downloadable_sources()]
