@@ -26,7 +26,8 @@ from ganzoo.checkpoint import (Progress, checkpoint_path, checkpoints_of, load_s
                                new_run_dir, prune_checkpoints, remove_stale_temp_files,
                                restore_rng, save_checkpoint)
 from ganzoo.data import PrepareOptions, resolve_data
-from ganzoo.data.loader import BatchOrder, make_loader
+from ganzoo.data.loader import BatchOrder, ImageSetDataset, make_loader
+from ganzoo.data.prepare import RESIZE_FILTERS
 from ganzoo.data.source import ImageSet
 from ganzoo.errors import GanzooError
 from ganzoo.progress import ProgressLine
@@ -49,6 +50,8 @@ class TrainConfig:
     snap: float | None = None  # kimg between grids + checkpoints; None = kimg / 10
     keep: int = 3              # checkpoints kept
     max_images: int | None = None
+    xflip: bool = False        # also train on mirror images (stylegan2-ada's --mirror)
+    resize_filter: str = "lanczos"   # how images are resized when prepared
     out: str = "runs"
     device: str = "auto"
     workers: int = 0
@@ -63,7 +66,10 @@ class TrainConfig:
                   (self.channels in (1, 3), f"--channels must be 1 or 3, got {self.channels}"),
                   (self.workers >= 0, f"--workers must be >= 0, got {self.workers}"),
                   (self.max_images is None or self.max_images > 0,
-                   f"--max-images must be > 0, got {self.max_images}")]
+                   f"--max-images must be > 0, got {self.max_images}"),
+                  (self.resize_filter in RESIZE_FILTERS,
+                   f"--resize-filter must be one of {', '.join(RESIZE_FILTERS)}, "
+                   f"got {self.resize_filter}")]
         for ok, message in checks:
             if not ok:
                 raise GanzooError(message)
@@ -109,8 +115,8 @@ class Trainer:
         self.device = pick_device(config.device)
         self.plugin_name, self.plugin_version = plugin
         self.data: ImageSet = resolve_data(
-            config.data, PrepareOptions(config.resolution, config.channels,
-                                        config.max_images), registry)
+            config.data, PrepareOptions(config.resolution, config.channels, config.max_images,
+                                        resize_filter=config.resize_filter), registry)
         self.spec = DataSpec(self.data.resolution, self.data.channels,
                              len(self.data.class_names), tuple(self.data.class_names))
         if arch_cls.conditional and not self.spec.num_classes:
@@ -125,9 +131,10 @@ class Trainer:
         self.view = ProgressLine(config.kimg, quiet=quiet or not self.is_main)
         self.stop_signal: int | None = None
         self.step_images = config.batch * self.arch.batches_per_step
+        dataset = ImageSetDataset(self.data, xflip=config.xflip)
         self.loader_iter = iter(make_loader(
-            self.data, BatchOrder(len(self.data), self.step_images, config.seed,
-                                  start=self.progress.images),
+            dataset, BatchOrder(len(dataset), self.step_images, config.seed,
+                                start=self.progress.images),
             workers=config.workers, pin_memory=self.device.type == "cuda"))
         n = grid_side(self.spec.resolution)
         # Conditional models: one class per column, as the cGAN report laid them out.

@@ -9,7 +9,8 @@ from PIL import Image
 
 from ganzoo.data import PrepareOptions, bin_objects, resolve_data
 from ganzoo.data.bin_objects import KINDS as BIN_KINDS, make_bin_objects
-from ganzoo.data.loader import BatchOrder
+from ganzoo.data.loader import BatchOrder, ImageSetDataset, make_loader
+from ganzoo.data.source import ImageSet
 from ganzoo.data.shapes import SHAPE_KINDS, make_shapes
 from ganzoo.errors import GanzooError
 from ganzoo.registry import Registry
@@ -114,3 +115,20 @@ def test_bin_objects_look_like_a_grey_bin():
     colourful = (img.max(1) - img.min(1) > 60).mean((1, 2))      # saturated object pixels
     labels = bin_objects.count_of(np.arange(30))
     assert colourful[labels == 6].mean() > 2 * colourful[labels == 1].mean()
+
+
+def test_xflip_doubles_the_set_with_mirror_images():
+    images = np.arange(2 * 3 * 2 * 2, dtype=np.uint8).reshape(2, 3, 2, 2)
+    data = ImageSet("t", images, np.array([0, 1]), ("a", "b"))
+    flipped = ImageSetDataset(data, xflip=True)
+    assert len(flipped) == 4 and len(ImageSetDataset(data)) == 2
+    batch, labels = flipped.__getitems__([3, 0, 2])
+    assert np.array_equal(batch[0].numpy(), images[1, :, :, ::-1])
+    assert np.array_equal(batch[1].numpy(), images[0])
+    assert np.array_equal(batch[2].numpy(), images[0, :, :, ::-1])
+    assert labels.tolist() == [1, 0, 0]
+    assert np.array_equal(data.images, images)                # the set itself is untouched
+    loader = make_loader(flipped, BatchOrder(len(flipped), 4, seed=0))
+    first_epoch, _ = next(iter(loader))                        # each image once each way
+    assert sorted(first_epoch.reshape(4, -1).tolist()) == sorted(
+        [*images.reshape(2, -1).tolist(), *images[..., ::-1].reshape(2, -1).tolist()])

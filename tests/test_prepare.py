@@ -242,3 +242,70 @@ def test_zip_with_missing_label_or_damage_is_one_clear_error(tmp_path):
     (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(GanzooError, match="not a readable zip file"):
         resolve_data(str(tmp_path / "broken.zip"), PrepareOptions(8), Registry())
+
+
+# -- ganzoo data prepare / info / fetch --------------------------------------------------------
+
+def class_folder(root: Path, size: int = 32) -> Path:
+    rng = np.random.default_rng(1)
+    for cls in ("apples", "pears"):
+        (root / cls).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 256, (size + 8, size, 3), np.uint8)).save(
+                root / cls / f"{i}.png")
+    (root / "pears" / "broken.png").write_text("not an image")
+    return root
+
+
+def test_data_prepare_writes_a_stylegan2_ada_zip_that_trains(cli, tmp_path):
+    src = class_folder(tmp_path / "fruit")
+    r = cli("data", "prepare", str(src), "--out", "fruit.zip", "--resolution", "32")
+    assert r.code == 0, r.err
+    assert f"prepared 10 of 11 images from {src} (skipped 1: not an image x1)" in r.out
+    assert "wrote fruit.zip: 10 images, 32x32, 3 channel(s), 2 classes" in r.out
+    with zipfile.ZipFile(tmp_path / "fruit.zip") as zf:
+        meta = json.loads(zf.read("dataset.json"))
+        assert sorted(zf.namelist()) == sorted([member_name(i) for i in range(10)]
+                                               + ["dataset.json"])
+    assert meta == {"labels": [[member_name(i), i // 5] for i in range(10)],
+                    "class_names": ["apples", "pears"]}
+    direct = resolve_data(str(src), PrepareOptions(32), Registry())
+    back = resolve_data(str(tmp_path / "fruit.zip"), PrepareOptions(32), Registry())
+    assert np.array_equal(back.images, direct.images)
+    assert np.array_equal(back.labels, direct.labels) and back.class_names == direct.class_names
+    from conftest import TINY_DCGAN
+    r = cli("train", "dcgan", "--data", "fruit.zip", *TINY_DCGAN, "--kimg", "0.032",
+            "--xflip", "--resize-filter", "box", "-q")
+    assert r.code == 0, r.err
+    config = json.loads(next((tmp_path / "runs").glob("*/config.json")).read_text())
+    assert config["data"] == {"name": "fruit", "images": 10}
+    assert config["train"]["xflip"] is True and config["train"]["resize_filter"] == "box"
+
+
+def test_data_info_counts_classes_and_writes_a_preview(cli, tmp_path):
+    src = class_folder(tmp_path / "fruit", size=16)
+    r = cli("data", "info", str(src), "--resolution", "16", "--channels", "1",
+            "--preview", "preview.png")
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    assert lines[1:] == [f"{src}: 10 images, 16x16, greyscale", "classes: 2",
+                         "     0  apples                         5",
+                         "     1  pears                          5", "wrote preview.png"]
+    with Image.open(tmp_path / "preview.png") as img:
+        assert img.size == (2 * 16, 12 + 8 * 16)      # a column per class, titled
+
+
+def test_data_fetch_says_what_it_did_and_errors_are_one_line(cli, tmp_path):
+    r = cli("data", "fetch", "shapes")
+    assert r.code == 0 and "shapes: nothing to fetch (shapes needs no download)" in r.out
+    r = cli("data", "fetch", "no-such-set")
+    assert r.code == 1 and r.err.count("\n") == 1 and r.err.startswith("error: ")
+    assert "no such folder or data set" in r.err
+    for args, fragment in [(("prepare", "shapes", "--out", "x.tar", "--resolution", "8"),
+                            "must be a .zip"),
+                           (("prepare", "shapes", "--out", "x.zip", "--resolution", "8",
+                             "--max-images", "0"), "--max-images must be > 0"),
+                           (("info", str(tmp_path)), "no images found under")]:
+        r = cli("data", *args)
+        assert r.code == 1 and r.err.count("\n") == 1 and fragment in r.err, r.err
+    assert not (tmp_path / "x.zip").exists()

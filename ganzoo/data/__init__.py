@@ -10,7 +10,7 @@ from ganzoo.data.zipset import load_zip
 from ganzoo.errors import GanzooError
 
 __all__ = ["DatasetSource", "ImageSet", "PrepareOptions", "find_source", "load_folder",
-           "resolve_data"]
+           "resolve_data", "unknown_data"]
 
 
 def find_source(spec: str, registry) -> DatasetSource | None:
@@ -24,7 +24,8 @@ def find_source(spec: str, registry) -> DatasetSource | None:
     return sources[prefixes[0]].obj if prefixes else None
 
 
-def _not_found(spec: str, registry) -> GanzooError:
+def unknown_data(spec: str, registry) -> GanzooError:
+    """The error for a spec that is no folder, zip or registered name."""
     path = Path(spec).expanduser()
     if path.exists():
         return GanzooError(f"--data {spec}: is a file, not an image folder, a .zip or a "
@@ -46,7 +47,7 @@ def resolve_data(spec: str, options: PrepareOptions, registry) -> ImageSet:
         return load_zip(path, options)
     source = find_source(spec, registry)
     if source is None:
-        raise _not_found(spec, registry)
+        raise unknown_data(spec, registry)
     data = source.load(spec, options)
     if options.max_images is not None and len(data) > options.max_images:
         data = ImageSet(data.name, data.images[:options.max_images],

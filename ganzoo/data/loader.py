@@ -43,19 +43,30 @@ class BatchOrder(Sampler[list[int]]):
 
 
 class ImageSetDataset(Dataset):
-    """Serves whole batches (uint8 NCHW tensor, int64 labels or None) from memory."""
+    """Serves whole batches (uint8 NCHW tensor, int64 labels or None) from memory.
 
-    def __init__(self, data: ImageSet):
+    With ``xflip``, indices N..2N-1 are the mirror images of 0..N-1, as stylegan2-ada's
+    --mirror does it: the set doubles, each epoch shows every image once each way, and which
+    way a batch sees an image follows from the seeded order alone (resume stays exact).
+    """
+
+    def __init__(self, data: ImageSet, xflip: bool = False):
         self.images = torch.from_numpy(np.ascontiguousarray(data.images))
         self.labels = None if data.labels is None else torch.from_numpy(data.labels)
+        self.xflip = xflip
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.images) * (2 if self.xflip else 1)
 
     def __getitems__(self, indices: list[int]):
         idx = torch.as_tensor(indices)
-        labels = None if self.labels is None else self.labels[idx]
-        return self.images[idx], labels
+        source = idx % len(self.images)
+        images = self.images[source]          # a copy: flipping it leaves the set alone
+        if self.xflip:
+            mirrored = idx >= len(self.images)
+            images[mirrored] = images[mirrored].flip(-1)
+        labels = None if self.labels is None else self.labels[source]
+        return images, labels
 
 
 def _keep_batch(batch):
@@ -63,11 +74,13 @@ def _keep_batch(batch):
     return batch
 
 
-def make_loader(data: ImageSet, order: BatchOrder, workers: int = 0,
+def make_loader(dataset: ImageSetDataset, order: BatchOrder, workers: int = 0,
                 pin_memory: bool = False) -> DataLoader:
+    if order.n != len(dataset):
+        raise ValueError(f"batch order over {order.n} images for a set of {len(dataset)}")
     # Own generator: the DataLoader draws a base seed at every iterator creation, which would
     # otherwise consume the global RNG and make resumed runs diverge from uninterrupted ones.
-    return DataLoader(ImageSetDataset(data), batch_sampler=order, collate_fn=_keep_batch,
+    return DataLoader(dataset, batch_sampler=order, collate_fn=_keep_batch,
                       num_workers=workers, pin_memory=pin_memory,
                       generator=torch.Generator().manual_seed(order.seed),
                       persistent_workers=workers > 0)

@@ -56,6 +56,10 @@ def check_options(options: PrepareOptions) -> None:
                           f"{', '.join(RESIZE_FILTERS)}")
     if options.channels not in (1, 3):
         raise GanzooError(f"--channels must be 1 or 3, got {options.channels}")
+    if options.resolution < 1:
+        raise GanzooError(f"--resolution must be >= 1, got {options.resolution}")
+    if options.max_images is not None and options.max_images < 1:
+        raise GanzooError(f"--max-images must be > 0, got {options.max_images}")
 
 
 # -- one image ---------------------------------------------------------------------------------
