@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ganzoo.architecture import Architecture, option
+from ganzoo.ema import GeneratorEMA
 from ganzoo.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
 
 Generate = Callable[[Tensor, "Tensor | None"], Tensor]        # (z, labels) -> images
@@ -28,7 +29,15 @@ class AdversarialSetup:
 
 
 @dataclass
-class LossOptions:
+class EMAOptions:
+    """The ``--ema-kimg`` config field of every architecture built on GANArchitecture."""
+
+    ema_kimg: float = option(1.0, "half-life of the generator's weight average in kimg "
+                             "(ramped up over the first 20x that many kimg); 0 = off")
+
+
+@dataclass
+class LossOptions(EMAOptions):
     """Config fields of every architecture with a ``--loss`` choice (inherit from this)."""
 
     loss: str = option("non-saturating", "GAN loss", choices=list(LOSSES))
@@ -78,54 +87,74 @@ def adversarial_step(generate: Generate, discriminate: Discriminate,
 
 class GANArchitecture(Architecture):
     """An architecture made of a generator ``G`` and a discriminator ``D`` with one Adam
-    optimiser each, trained by :func:`adversarial_step`. Subclasses build the networks and
-    call :meth:`setup_training`; conditional ones override :meth:`g_forward` and
+    optimiser each, trained by :func:`adversarial_step`, and an optional weight average of G
+    (:class:`GeneratorEMA`) that :meth:`generate` samples from. Subclasses build the networks
+    and call :meth:`setup_training`; conditional ones override :meth:`g_forward` and
     :meth:`d_forward` to take labels."""
 
     G: nn.Module
     D: nn.Module
 
     def setup_training(self, G: nn.Module, D: nn.Module, lr: float, betas: tuple[float, float],
-                       setup: AdversarialSetup) -> None:
+                       setup: AdversarialSetup, ema_kimg: float = 0.0) -> None:
         self.G, self.D = G.to(self.device), D.to(self.device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=lr, betas=betas)
         self.setup = setup
+        self.ema = GeneratorEMA(self.G, ema_kimg) if ema_kimg > 0 else None
+        self.images_seen = 0   # what the EMA ramp-up counts
 
     @property
     def batches_per_step(self) -> int:
         return self.setup.n_critic
 
-    def g_forward(self, z: Tensor, labels: Tensor | None) -> Tensor:
-        return self.G(z)
+    def g_forward(self, z: Tensor, labels: Tensor | None, G: nn.Module | None = None) -> Tensor:
+        return (G or self.G)(z)
 
     def d_forward(self, images: Tensor, labels: Tensor | None) -> Tensor:
         return self.D(images)
 
     def train_step(self, reals: Tensor, labels: Tensor | None) -> dict[str, float]:
-        return adversarial_step(self.g_forward, self.d_forward, self.opt_g, self.opt_d,
-                                reals, labels, self.setup)
+        stats = adversarial_step(self.g_forward, self.d_forward, self.opt_g, self.opt_d,
+                                 reals, labels, self.setup)
+        self.images_seen += reals.shape[0]
+        if self.ema is not None:
+            self.ema.update(self.G, reals.shape[0], self.images_seen)
+        return stats
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        return self.ema.model if self.ema is not None else self.G
 
     @torch.no_grad()
     def generate(self, n: int, *, seed: int | None = None, labels: Tensor | None = None,
                  **options) -> Tensor:
-        was_training = self.G.training
-        self.G.eval()   # running BatchNorm statistics: each image independent of the batch
+        G = self.sampling_generator
+        was_training = G.training
+        G.eval()   # running BatchNorm statistics: each image independent of the batch
         try:
             z = self.seeded_normal(n, self.setup.latent_dim, seed)
             if labels is not None:
                 labels = labels.to(self.device).expand(n) if labels.numel() == 1 else \
                     labels.to(self.device)
-            return self.g_forward(z, labels)
+            return self.g_forward(z, labels, G)
         finally:
-            self.G.train(was_training)
+            G.train(was_training)
 
     def state_dict(self) -> dict:
-        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+        state = {"G": self.G.state_dict(), "D": self.D.state_dict(),
+                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                 "images_seen": self.images_seen}
+        if self.ema is not None:
+            state["G_ema"] = self.ema.model.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        self.images_seen = int(state.get("images_seen", 0))
+        if self.ema is not None:
+            # A checkpoint written without an average starts one from its generator.
+            self.ema.model.load_state_dict(state.get("G_ema", state["G"]))

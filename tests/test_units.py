@@ -64,3 +64,32 @@ def test_generate_does_not_touch_global_rng_or_batchnorm():
 def test_grid_image_layout():
     img = grid_image(torch.zeros(6, 3, 8, 8), cols=3)
     assert img.size == (24, 16)
+
+
+def test_generator_ema_half_life_and_ramp_up():
+    from ganzoo.ema import GeneratorEMA
+    G = nn.Linear(1, 1, bias=False)
+    ema = GeneratorEMA(G, ema_kimg=1.0, rampup=0.05)
+    # Half-life 1000 images once 20 kimg are seen: 1000 images in steps of 100 halve the gap.
+    assert ema.beta(100, 20_000) ** 10 == pytest.approx(0.5)
+    # Early on the half-life is 5% of the images seen, so the average follows G quickly.
+    assert ema.beta(100, 2_000) ** 1 == pytest.approx(0.5)
+    with torch.no_grad():
+        G.weight.fill_(0.0)
+        ema.model.weight.fill_(1.0)
+    for _ in range(10):
+        ema.update(G, 100, 20_000)
+    assert ema.model.weight.item() == pytest.approx(0.5)
+
+
+def test_samples_come_from_the_weight_average():
+    spec = ganzoo.DataSpec(32, 3)
+    model = DCGAN(DCGANConfig(base_channels=8, max_channels=16), spec, torch.device("cpu"))
+    model.train_step(torch.rand(8, 3, 32, 32) * 2 - 1, None)
+    assert not torch.equal(model.ema.model.net[0].weight, model.G.net[0].weight)
+    z = model.seeded_normal(4, 100, 0)
+    with torch.no_grad():
+        assert torch.equal(model.generate(4, seed=0), model.ema.model.eval()(z))
+    off = DCGAN(DCGANConfig(base_channels=8, max_channels=16, ema_kimg=0), spec,
+                torch.device("cpu"))
+    assert off.ema is None and off.sampling_generator is off.G

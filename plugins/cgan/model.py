@@ -114,10 +114,10 @@ class CGAN(GANArchitecture):
         self.setup_training(
             Generator(c.latent_dim, n, data.resolution, data.channels, c.width),
             Discriminator(n, data.resolution, data.channels, c.width, c.dropout),
-            c.lr, (c.beta1, c.beta2), c.adversarial_setup(c.latent_dim))
+            c.lr, (c.beta1, c.beta2), c.adversarial_setup(c.latent_dim), c.ema_kimg)
 
-    def g_forward(self, z: Tensor, labels: Tensor | None) -> Tensor:
-        return self.G(z, labels)
+    def g_forward(self, z: Tensor, labels: Tensor | None, G: nn.Module | None = None) -> Tensor:
+        return (G or self.G)(z, labels)
 
     def d_forward(self, images: Tensor, labels: Tensor | None) -> Tensor:
         return self.D(images, labels)

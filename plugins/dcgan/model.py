@@ -112,4 +112,5 @@ class DCGAN(GANArchitecture):
                           "layer" if c.loss == "wgan-gp" else "batch")
         G.apply(init_weights)
         D.apply(init_weights)
-        self.setup_training(G, D, c.lr, (c.beta1, c.beta2), c.adversarial_setup(c.latent_dim))
+        self.setup_training(G, D, c.lr, (c.beta1, c.beta2), c.adversarial_setup(c.latent_dim),
+                            c.ema_kimg)

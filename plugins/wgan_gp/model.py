@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganzoo import DataSpec, option
-from ganzoo.adversarial import AdversarialSetup, GANArchitecture
+from ganzoo.adversarial import AdversarialSetup, EMAOptions, GANArchitecture
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -115,7 +115,7 @@ class Critic(nn.Module):
 
 
 @dataclass
-class WGANGPConfig:
+class WGANGPConfig(EMAOptions):
     latent_dim: int = option(128, "size of z")
     dim: int = option(0, "base width; 0 = the paper's (128 at 32x32, 64 at 64x64)")
     critic_norm: str = option("layer", "critic normalisation", choices=["layer", "none"])
@@ -142,4 +142,5 @@ class WGANGP(GANArchitecture):
         self.setup_training(Generator(c.latent_dim, data.resolution, data.channels, dim),
                             Critic(data.resolution, data.channels, dim, c.critic_norm),
                             c.lr, (c.beta1, c.beta2),
-                            AdversarialSetup("wgan-gp", c.n_critic, c.gp_weight, c.latent_dim))
+                            AdversarialSetup("wgan-gp", c.n_critic, c.gp_weight, c.latent_dim),
+                            c.ema_kimg)
