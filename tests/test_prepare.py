@@ -274,7 +274,7 @@ def test_data_prepare_writes_a_stylegan2_ada_zip_that_trains(cli, tmp_path):
     assert np.array_equal(back.images, direct.images)
     assert np.array_equal(back.labels, direct.labels) and back.class_names == direct.class_names
     from conftest import TINY_DCGAN
-    r = cli("train", "dcgan", "--data", "fruit.zip", *TINY_DCGAN, "--kimg", "0.032",
+    r = cli("train", "dcgan", "--data", "fruit.zip", *TINY_DCGAN, "--kimg", "0.016",
             "--xflip", "--resize-filter", "box", "-q")
     assert r.code == 0, r.err
     config = json.loads(next((tmp_path / "runs").glob("*/config.json")).read_text())
@@ -309,3 +309,36 @@ def test_data_fetch_says_what_it_did_and_errors_are_one_line(cli, tmp_path):
         r = cli("data", *args)
         assert r.code == 1 and r.err.count("\n") == 1 and fragment in r.err, r.err
     assert not (tmp_path / "x.zip").exists()
+
+
+def test_preparation_runs_a_pool_of_cpu_count_workers(tmp_path, monkeypatch):
+    import ganzoo.data.prepare as prepare
+    for i in range(100):
+        Image.new("L", (10, 10), i).save(tmp_path / f"{i:03d}.png")
+    pools = []
+    real_pool = prepare.ProcessPoolExecutor
+
+    def recording_pool(workers, **kwargs):
+        pools.append(workers)
+        return real_pool(workers, **kwargs)
+    monkeypatch.setattr(prepare, "ProcessPoolExecutor", recording_pool)
+    monkeypatch.setattr(prepare.os, "cpu_count", lambda: 3)
+    files = ImageFiles(tmp_path, tuple(list_images(tmp_path)))
+    prepared = prepare_files(files, PrepareOptions(8, channels=1))
+    assert pools == [3] and prepared.images[:, 0, 0, 0].tolist() == list(range(100))
+    prepare_files(ImageFiles(tmp_path, files.names[:20]), PrepareOptions(8, channels=1))
+    assert pools == [3]          # 20 files: decoded in-process, a pool would cost more
+
+
+def _die(task):
+    os._exit(1)
+
+
+def test_a_worker_that_dies_is_an_error_not_a_hang(tmp_path, monkeypatch):
+    import ganzoo.data.prepare as prepare
+    for i in range(70):
+        Image.new("L", (10, 10), i).save(tmp_path / f"{i:03d}.png")
+    monkeypatch.setattr(prepare, "_decode_chunk", _die)   # as if the decoder segfaulted
+    files = ImageFiles(tmp_path, tuple(list_images(tmp_path)))
+    with pytest.raises(GanzooError, match="a worker process died while preparing images"):
+        prepare_files(files, PrepareOptions(8), workers=2)

@@ -20,11 +20,13 @@ import contextlib
 import hashlib
 import io
 import math
-import multiprocessing
 import os
+import signal
 import warnings
 import zipfile
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
@@ -175,6 +177,10 @@ def default_workers() -> int:
     return os.cpu_count() or 1
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+
+
 def decode_all(files: ImageFiles, names: list[str], options: PrepareOptions,
                workers: int | None = None) -> Iterator[np.ndarray | str]:
     """Decode ``names`` (of ``files``) in order, with up to ``workers`` processes."""
@@ -185,9 +191,18 @@ def decode_all(files: ImageFiles, names: list[str], options: PrepareOptions,
     size = max(1, min(MAX_CHUNK, len(names) // (workers * 4)))
     tasks = [(str(files.root), files.in_zip, names[i:i + size], options)
              for i in range(0, len(names), size)]
-    with multiprocessing.Pool(workers) as pool:
-        for results in pool.imap(_decode_chunk, tasks):
+    # A process pool, not threads: PIL holds the GIL for much of decoding. The executor (not
+    # multiprocessing.Pool) because a worker killed by a crashing decoder or the OOM killer
+    # raises BrokenProcessPool here instead of hanging forever.
+    pool = ProcessPoolExecutor(workers, initializer=_ignore_sigint)
+    try:
+        for results in pool.map(_decode_chunk, tasks):
             yield from results
+    except BrokenProcessPool:
+        raise GanzooError(f"a worker process died while preparing images from {files.root} "
+                          "(out of memory, or a file that crashes the image decoder)") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass
