@@ -68,8 +68,9 @@ def test_trainer_feeds_n_critic_minibatches_per_step(cli, tmp_path):
 
 @pytest.mark.parametrize("resolution,start", [(28, 7), (32, 4), (64, 4)])
 def test_cgan_layout(resolution, start):
-    model = CGAN(CGANConfig(width=16), ganzoo.DataSpec(resolution, 1, 10), CPU)
+    model = CGAN(CGANConfig(base_channels=8, max_channels=32), ganzoo.DataSpec(resolution, 1, 10), CPU)
     assert model.G.s == start
+    assert model.G.stem[0].kernel_size == (start, start)
     assert model.G.label.embed.num_embeddings == 10 and model.G.label.embed.embedding_dim == 50
     assert model.G.label.linear.out_features == start * start
     assert model.D.label.linear.out_features == resolution * resolution
@@ -79,7 +80,7 @@ def test_cgan_layout(resolution, start):
 
 
 def test_cgan_label_changes_the_image_for_a_fixed_seed():
-    model = CGAN(CGANConfig(width=16), ganzoo.DataSpec(32, 3, 5), CPU)
+    model = CGAN(CGANConfig(base_channels=8, max_channels=32), ganzoo.DataSpec(32, 3, 5), CPU)
     a = model.generate(1, seed=3, labels=torch.tensor([0]))
     b = model.generate(1, seed=3, labels=torch.tensor([1]))
     assert not torch.equal(a, b)
@@ -98,7 +99,7 @@ def test_cgan_rejects_resolution_and_unlabelled_data(cli, tmp_path):
 def cgan_run(tmp_path_factory):
     from conftest import run_ganzoo
     root = tmp_path_factory.mktemp("cgan")
-    done = run_ganzoo("train", "cgan", "--data", "shapes", "--resolution", "32", "--width", "8",
+    done = run_ganzoo("train", "cgan", "--data", "shapes", "--resolution", "32", "--base-channels", "8",
                       "--batch", "16", "--kimg", "0.064", "-q", cwd=root)
     assert done.returncode == 0, done.stderr
     return next((root / "runs").iterdir())

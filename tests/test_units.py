@@ -84,7 +84,7 @@ def test_generator_ema_half_life_and_ramp_up():
 
 def test_samples_come_from_the_weight_average():
     spec = ganzoo.DataSpec(32, 3)
-    model = DCGAN(DCGANConfig(base_channels=8, max_channels=16), spec, torch.device("cpu"))
+    model = DCGAN(DCGANConfig(base_channels=8, max_channels=16, ema_kimg=1.0), spec, torch.device("cpu"))
     model.train_step(torch.rand(8, 3, 32, 32) * 2 - 1, None)
     assert not torch.equal(model.ema.model.net[0].weight, model.G.net[0].weight)
     z = model.seeded_normal(4, 100, 0)

@@ -1,15 +1,15 @@
 """Conditional GAN with label embedding, after the course report ../shared/seeds/004_*.txt.
 
-The label enters both networks the same way: Embedding(n_classes, 50) -> Linear to H*W ->
-one extra feature map, concatenated as a channel.
+The label enters both networks as the report did it: Embedding(n_classes, 50) -> Linear to
+H*W -> one extra feature map, concatenated as a channel (in G at the first, smallest feature
+map; in D at the input image).
 
-- G: z -> Linear -> LeakyReLU -> s x s x width (s = 4..7, so 28 -> 7, 32 -> 4, 64 -> 4),
-  concat the label map, then [4x4 stride-2 transposed conv, LeakyReLU(0.2)] up to the
-  resolution, then a 7x7 conv with tanh.
-- D: image + label map -> [3x3 stride-2 conv, LeakyReLU(0.2)] down to 7 or 8 pixels ->
-  flatten -> Dropout -> Linear -> one logit (the sigmoid lives in the loss).
-
-No BatchNorm anywhere, as in the report; Adam lr 2e-4, beta1 0.5.
+The networks around that conditioning are DCGAN bodies (plugins/dcgan): G is a 4x4 (7x7 for
+28 and 56 px) transposed convolution from z, BatchNorm and ReLU, then stride-2 transposed
+convolutions up to the resolution and tanh; D is stride-2 convolutions with LeakyReLU(0.2)
+down to the start size and one logit. The report's own Keras bodies (dense start, LeakyReLU,
+no normalisation, dropout) collapsed on `shapes` 32x32 to uniform black images within 4 kimg
+(measured), so only its conditioning carried over.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from ganzoo import DataSpec, option
 from ganzoo.adversarial import GANArchitecture, LossOptions
 from ganzoo.errors import GanzooError
+from ganzoo_plugins.dcgan.model import critic_norm, init_weights
 
 EMBED_DIM = 50
 
@@ -49,38 +50,53 @@ class LabelMap(nn.Module):
         return self.linear(self.embed(labels)).view(-1, 1, self.size, self.size)
 
 
+def widths(resolution: int, base: int, cap: int) -> dict[int, int]:
+    """Channels per feature-map size: ``base`` just below full resolution, doubling per
+    halving, at most ``cap`` (as in dcgan)."""
+    sizes, s = [], start_size(resolution)
+    while s < resolution:
+        sizes.append(s)
+        s *= 2
+    return {s: min(cap, base * resolution // (2 * s)) for s in sizes}
+
+
 class Generator(nn.Module):
     def __init__(self, latent_dim: int, num_classes: int, resolution: int, channels: int,
-                 width: int):
+                 base: int, cap: int):
         super().__init__()
-        s = start_size(resolution)
-        self.s, self.width = s, width
-        self.fc = nn.Sequential(nn.Linear(latent_dim, width * s * s), nn.LeakyReLU(0.2))
+        ch = widths(resolution, base, cap)
+        s = self.s = start_size(resolution)
+        self.stem = nn.Sequential(nn.ConvTranspose2d(latent_dim, ch[s], s, 1, 0, bias=False),
+                                  nn.BatchNorm2d(ch[s]), nn.ReLU(inplace=True))
         self.label = LabelMap(num_classes, s)
         layers: list[nn.Module] = []
-        cin = width + 1
-        while s < resolution:
-            layers += [nn.ConvTranspose2d(cin, width, 4, 2, 1), nn.LeakyReLU(0.2)]
-            cin, s = width, s * 2
-        layers += [nn.Conv2d(width, channels, 7, padding=3), nn.Tanh()]
+        cin = ch[s] + 1
+        while s * 2 < resolution:
+            layers += [nn.ConvTranspose2d(cin, ch[s * 2], 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(ch[s * 2]), nn.ReLU(inplace=True)]
+            cin, s = ch[s * 2], s * 2
+        layers += [nn.ConvTranspose2d(cin, channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor, labels: Tensor) -> Tensor:
-        h = self.fc(z).view(-1, self.width, self.s, self.s)
+        h = self.stem(z[:, :, None, None])
         return self.net(torch.cat([h, self.label(labels)], dim=1))
 
 
 class Discriminator(nn.Module):
-    def __init__(self, num_classes: int, resolution: int, channels: int, width: int,
-                 dropout: float):
+    def __init__(self, num_classes: int, resolution: int, channels: int, base: int, cap: int,
+                 norm: str = "batch"):
         super().__init__()
+        ch = widths(resolution, base, cap)
         self.label = LabelMap(num_classes, resolution)
-        layers: list[nn.Module] = []
-        cin, s = channels + 1, resolution
-        while s > 8 or not layers:
-            layers += [nn.Conv2d(cin, width, 3, 2, 1), nn.LeakyReLU(0.2)]
-            cin, s = width, (s + 1) // 2
-        layers += [nn.Flatten(), nn.Dropout(dropout), nn.Linear(width * s * s, 1)]
+        s = resolution // 2
+        layers: list[nn.Module] = [nn.Conv2d(channels + 1, ch[s], 4, 2, 1),
+                                   nn.LeakyReLU(0.2, inplace=True)]
+        while s > start_size(resolution):
+            layers += [nn.Conv2d(ch[s], ch[s // 2], 4, 2, 1, bias=False),
+                       critic_norm(norm, ch[s // 2]), nn.LeakyReLU(0.2, inplace=True)]
+            s //= 2
+        layers.append(nn.Conv2d(ch[s], 1, s, 1, 0))
         self.net = nn.Sequential(*layers)
 
     def forward(self, images: Tensor, labels: Tensor) -> Tensor:
@@ -89,9 +105,9 @@ class Discriminator(nn.Module):
 
 @dataclass
 class CGANConfig(LossOptions):
-    latent_dim: int = option(100, "size of z")
-    width: int = option(128, "filters of every conv layer (the report used 128)")
-    dropout: float = option(0.4, "dropout before D's output layer")
+    latent_dim: int = option(100, "size of z (the report used 100)")
+    base_channels: int = option(64, "channels of the layers next to full resolution")
+    max_channels: int = option(512, "cap on channels at low resolution")
     lr: float = option(2e-4, "Adam learning rate")
     beta1: float = option(0.5, "Adam beta1")
     beta2: float = option(0.999, "Adam beta2")
@@ -103,7 +119,7 @@ class CGAN(GANArchitecture):
     name = "cgan"
     Config = CGANConfig
     conditional = True
-    default_batch = 64
+    default_batch = 32
     default_kimg = 200.0
 
     def __init__(self, config: CGANConfig, data: DataSpec, device: torch.device):
@@ -111,10 +127,14 @@ class CGAN(GANArchitecture):
         if not 28 <= data.resolution <= 64:
             raise GanzooError(f"cgan trains at resolutions 28 to 64, not {data.resolution}")
         c, n = config, max(1, data.num_classes)
-        self.setup_training(
-            Generator(c.latent_dim, n, data.resolution, data.channels, c.width),
-            Discriminator(n, data.resolution, data.channels, c.width, c.dropout),
-            c.lr, (c.beta1, c.beta2), c.adversarial_setup(c.latent_dim), c.ema_kimg)
+        G = Generator(c.latent_dim, n, data.resolution, data.channels, c.base_channels,
+                      c.max_channels)
+        D = Discriminator(n, data.resolution, data.channels, c.base_channels, c.max_channels,
+                          "layer" if c.loss == "wgan-gp" else "batch")
+        G.apply(init_weights)
+        D.apply(init_weights)
+        self.setup_training(G, D, c.lr, (c.beta1, c.beta2), c.adversarial_setup(c.latent_dim),
+                            c.ema_kimg)
 
     def g_forward(self, z: Tensor, labels: Tensor | None, G: nn.Module | None = None) -> Tensor:
         return (G or self.G)(z, labels)
