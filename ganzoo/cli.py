@@ -209,7 +209,8 @@ def data_info_command(ctx, spec, resolution, channels, preview):
 # -- train ------------------------------------------------------------------------------------
 
 TRAINER_OPTIONS = {"data", "resolution", "channels", "kimg", "batch", "seed", "tick", "snap",
-                   "keep", "max_images", "xflip", "resize_filter", "out", "device", "workers"}
+                   "keep", "max_images", "xflip", "resize_filter", "out", "device", "workers",
+                   "metrics", "metrics_every", "metrics_extractor", "feature_weights"}
 
 
 class TrainGroup(click.Group):
@@ -277,6 +278,16 @@ def make_train_command(cls: type[Architecture], reg: Registry) -> click.Command:
                      help="auto, cpu, cuda or cuda:N"),
         click.Option(["--workers"], type=int, default=defaults.workers, show_default=True,
                      help="DataLoader worker processes"),
+        click.Option(["--metrics"], default=defaults.metrics, metavar="LIST",
+                     help="score at snapshots, e.g. fid2k,kid (see `ganzoo eval --help`); "
+                     "written to stats.jsonl"),
+        click.Option(["--metrics-every"], type=float, default=None, metavar="KIMG",
+                     help="kimg between metric rounds [default: every snapshot]"),
+        click.Option(["--metrics-extractor"], default=defaults.metrics_extractor,
+                     show_default=True, metavar="inception|domain[:SPEC]|NAME",
+                     help="feature network for --metrics"),
+        click.Option(["--feature-weights"], metavar="PATH",
+                     help="Inception weights file for --metrics (offline machines)"),
         click.Option(["--resume"], metavar="latest|RUN|CKPT",
                      help="continue a run from its newest (or the given) checkpoint"),
         click.Option(["--trust"], is_flag=True,

@@ -55,6 +55,10 @@ class TrainConfig:
     out: str = "runs"
     device: str = "auto"
     workers: int = 0
+    metrics: str = ""          # e.g. "fid2k,kid": computed at snapshots (ganzoo.metrics)
+    metrics_every: float | None = None   # kimg between metric rounds; None = every snapshot
+    metrics_extractor: str = "inception"
+    feature_weights: str | None = None   # Inception weights file (offline)
 
     def __post_init__(self):
         checks = [(self.kimg > 0 and math.isfinite(self.kimg), f"--kimg must be > 0, got {self.kimg:g}"),
@@ -69,10 +73,15 @@ class TrainConfig:
                    f"--max-images must be > 0, got {self.max_images}"),
                   (self.resize_filter in RESIZE_FILTERS,
                    f"--resize-filter must be one of {', '.join(RESIZE_FILTERS)}, "
-                   f"got {self.resize_filter}")]
+                   f"got {self.resize_filter}"),
+                  (self.metrics_every is None or self.metrics_every > 0,
+                   f"--metrics-every must be > 0, got {self.metrics_every}")]
         for ok, message in checks:
             if not ok:
                 raise GanzooError(message)
+        if self.metrics:
+            from ganzoo.metrics.evaluate import parse_metrics
+            parse_metrics(self.metrics)      # an unknown name fails before any training
 
     @property
     def snap_kimg(self) -> float:
@@ -148,6 +157,11 @@ class Trainer:
         self.gif = ProgressGif()
         if self.is_main:
             self._prepare_run_dir(resumed=resume is not None)
+        self.metrics = None      # --metrics: scored at snapshots (ganzoo/metrics/training.py)
+        if config.metrics and self.is_main:
+            from ganzoo.metrics.training import TrainingMetrics
+            self.metrics = TrainingMetrics(self, registry)
+            self._tick_start = time.monotonic()     # its setup is not training time
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -310,7 +324,21 @@ class Trainer:
                 save_image(img, self.run_dir / "final.png")
             self.gif.add(img)
             self.gif.write(self.run_dir / "progress.gif")
+            if self.metrics is not None:
+                started = time.monotonic()
+                self.metrics.maybe_run(self, final)
+                self._tick_start += time.monotonic() - started   # not training time
         self.save()
+        if self.is_main:
+            self._refresh_report()
+
+    def _refresh_report(self) -> None:
+        """Rewrite report.html (milliseconds: it only reads the run directory)."""
+        from ganzoo.report import write_report
+        try:
+            write_report(self.run_dir)
+        except Exception as e:  # noqa: BLE001 - a report problem must not stop training
+            self.view.message(f"warning: report.html not written: {type(e).__name__}: {e}")
 
     def save(self) -> Path:
         path = checkpoint_path(self.run_dir, self.progress.images)

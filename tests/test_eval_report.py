@@ -1,0 +1,144 @@
+"""Metrics on real data and runs: the domain extractor, `ganzoo eval`, `train --metrics`, and
+report.html (checked in headless Chromium when /usr/bin/chromium exists)."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import TINY_DCGAN
+from ganzoo.data import PrepareOptions, resolve_data
+from ganzoo.metrics.extract import ExtractorContext, build_extractor, uint8_batches
+from ganzoo.metrics.measures import frechet_distance, mean_and_cov
+from ganzoo.registry import Registry
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    return resolve_data("shapes", PrepareOptions(32, 3), Registry())
+
+
+def fid(a, b) -> float:
+    return frechet_distance(*mean_and_cov(a), *mean_and_cov(b))
+
+
+def test_domain_fid_is_small_between_halves_of_shapes_and_large_against_bin_objects(shapes):
+    reg = Registry()
+    extractor = build_extractor("domain", ExtractorContext(reg, shapes, "shapes"))
+    assert extractor.net.info["accuracy"] > 0.95          # it learned the five classes
+    bins = resolve_data("bin-objects", PrepareOptions(32, 3), reg)
+    half_a, _ = extractor.run(uint8_batches(shapes.images[:2500]))
+    half_b, _ = extractor.run(uint8_batches(shapes.images[2500:]))
+    other, _ = extractor.run(uint8_batches(bins.images[:2500]))
+    same, different = fid(half_a, half_b), fid(half_a, other)
+    print(f"\ndomain FID: shapes half vs half {same:.3f}, shapes vs bin-objects {different:.2f}")
+    assert same < 0.5 and different > 10 and different > 100 * same
+    again = build_extractor("domain", ExtractorContext(reg, shapes, "shapes"))
+    assert again.weights == extractor.weights        # cached in $GANZOO_HOME, not retrained
+
+
+@pytest.fixture
+def run(trained_run, tmp_path) -> Path:
+    """A private copy of the shared tiny run (eval and report write into it)."""
+    return Path(shutil.copytree(trained_run, tmp_path / "runs" / trained_run.name))
+
+
+def test_eval_prints_and_appends_records(cli, run):
+    r = cli("eval", str(run), "--metrics", "fid,kid,pr,nn,is", "--num", "300",
+            "--extractor", "domain")
+    assert r.code == 0, r.err
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["metric"] for x in records] == ["fid", "kid", "pr", "nn", "is"]
+    for rec in records:
+        assert rec["extractor"] == "domain" and rec["extractor_weights"].startswith("domain(")
+        assert rec["resize"] == "none (32px)" and rec["seed"] == 0 and rec["kimg"] == 0.128
+        assert rec["num_fake"] == 300 and rec["num_real"] in (300, 5000)
+        assert rec["checkpoint"].endswith("ckpt-0000000128.pt")
+        assert all(np.isfinite(v) for v in rec["scores"].values())
+        assert rec["metric"] in r.out
+    fid_rec, kid_rec, pr_rec, nn_rec, is_rec = records
+    assert fid_rec["scores"]["fid"] > 0 and kid_rec["subset_size"] == 300
+    assert 0 <= pr_rec["scores"]["precision"] <= 1 and pr_rec["k"] == 3
+    assert 1 <= is_rec["scores"]["is"] <= 5
+    mem = nn_rec["memorisation"]["feature"]
+    assert mem["threshold"] == pytest.approx(0.5 * mem["train_nn_median"])
+    grid = Image.open(nn_rec["grid"])
+    assert grid.size[0] > 7 * 64 and grid.size[1] > 8 * 64    # 8 rows of 1 + 3 + 3 tiles
+
+
+def test_eval_errors_are_one_line(cli, run, tmp_path):
+    r = cli("eval", str(run), "--metrics", "fid,fdi")
+    assert r.code == 1 and "unknown metric 'fdi'" in r.err and r.err.count("\n") == 1
+    r = cli("eval", str(run), "--extractor", "inceptoin")
+    assert r.code == 1 and "unknown feature extractor 'inceptoin'" in r.err
+    (tmp_path / "bad.pth").write_bytes(b"garbage")
+    r = cli("eval", str(run), "--feature-weights", str(tmp_path / "bad.pth"))
+    assert r.code == 1 and "bad.pth: unreadable" in r.err and r.err.count("\n") == 1
+
+
+def test_train_with_metrics_writes_stats_lines_and_the_report(cli, tmp_path):
+    r = cli("train", "dcgan", "--data", "shapes", *TINY_DCGAN, "--kimg", "0.128", "--snap",
+            "0.032", "--tick", "0.032", "--metrics", "fid1k,kid1k", "--metrics-every", "0.064",
+            "--metrics-extractor", "domain")
+    assert r.code == 0, r.err
+    run = next((tmp_path / "runs").iterdir())
+    lines = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
+    metric_lines = [x for x in lines if "metrics" in x]
+    assert [x["kimg"] for x in metric_lines] == [0.064, 0.128]     # every 0.064, and the end
+    assert set(metric_lines[0]["metrics"]) == {"fid1k", "kid1k", "kid1k_std"}
+    assert metric_lines[0]["metric_records"][0]["num_fake"] == 1000
+    ticks = [x for x in lines if "metrics" not in x]
+    assert [x["kimg"] for x in ticks] == [0.032, 0.064, 0.096, 0.128]
+    assert "metrics at kimg 0.064: fid1k" in r.err
+    assert "FID vs kimg" in (run / "report.html").read_text()
+
+
+def test_report_is_one_self_contained_file(cli, run):
+    assert cli("eval", str(run), "--metrics", "fid,nn", "--num", "200",
+               "--extractor", "domain").code == 0
+    r = cli("report", str(run))
+    assert r.code == 0 and "report.html" in r.out
+    page = (run / "report.html").read_text()
+    assert page.count("<svg") >= 4                       # FID, nn, losses, speed, ...
+    assert "<script" not in page and "<link" not in page
+    assert not re.search(r'(src|href)="(?!data:)', page)         # nothing fetched
+    assert "http://" not in page and "https://" not in page
+    assert page.count('src="data:image/png;base64,') >= 4   # reals, 2 grids, nn grid
+    assert 'src="data:image/gif;base64,' in page
+    assert "FID vs kimg" in page and "losses" in page and '"architecture": "dcgan"' in page
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (/usr/bin/chromium)")
+def test_report_renders_plots_and_grids_in_headless_chromium(cli, run, tmp_path):
+    assert cli("eval", str(run), "--metrics", "fid,nn", "--num", "200",
+               "--extractor", "domain").code == 0
+    assert cli("report", str(run)).code == 0
+    shot = tmp_path / "report.png"
+    done = subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}",
+         f"--screenshot={shot}", "--window-size=1200,2000",
+         (run / "report.html").resolve().as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert shot.exists(), done.stderr[-2000:]
+    img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert img.shape[:2] == (2000, 1200)
+    shutil.copy(shot, Path(tempfile.gettempdir()) / "ganzoo-report-test.png")  # to look at
+    page_bg = (np.abs(img - [244, 245, 247]).sum(2) <= 6)
+    white = (img.min(2) >= 250)
+    drawn = 1 - page_bg.mean() - white.mean()
+    assert white.mean() > 0.1 and drawn > 0.03, f"the page looks blank ({drawn:.3f} drawn)"
+    colours = len(np.unique(img.reshape(-1, 3) // 8, axis=0))
+    assert colours > 100                                  # text, plots and sample grids
+    blue = (np.abs(img - [0x1f, 0x77, 0xb4]).sum(2) < 40).sum()
+    assert blue > 200, "no plot lines drawn"               # the first series' colour
