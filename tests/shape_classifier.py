@@ -58,6 +58,21 @@ def features(net: nn.Sequential, images: torch.Tensor) -> torch.Tensor:
     return net[:-1](images)
 
 
+@torch.no_grad()
+def class_recognition(net: nn.Module, images: torch.Tensor, label: int) -> float:
+    """Share of ``images`` the classifier assigns to class ``label``."""
+    return (net(images).argmax(1) == label).float().mean().item()
+
+
+@torch.no_grad()
+def diversity(net: nn.Sequential, images: torch.Tensor) -> float:
+    """Mean pairwise Euclidean distance of the images in the classifier's feature space: near
+    zero for a generator that draws one image per class."""
+    f = features(net, images)
+    n = len(f)
+    return (torch.cdist(f, f).sum() / (n * (n - 1))).item()
+
+
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """Frechet distance between Gaussians fitted to two feature sets (FID's formula, here on
     the shape classifier's features)."""

@@ -8,9 +8,12 @@ import ganzoo
 from conftest import run_ganzoo
 from ganzoo.checkpoint import checkpoints_of
 from ganzoo.data.shapes import make_shapes
-from shape_classifier import frechet_distance, recognisability, train_shape_classifier
+from shape_classifier import (class_recognition, diversity, frechet_distance, recognisability,
+                              train_shape_classifier)
 
 pytestmark = pytest.mark.slow
+
+CGAN_KIMG = 60   # the budget the cgan target should be met in (about 5 CPU minutes)
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +72,30 @@ def test_wgan_gp_samples_improve_over_step_0(tmp_path, arch, options):
     after = frechet_distance(pooled_pixels(trained.generate(500, seed=0)), reals)
     print(f"\n{arch} {' '.join(options)}: pixel FD step 0 {before:.1f} -> 6 kimg {after:.1f}")
     assert after < 0.6 * before
+
+
+@pytest.mark.xfail(run=False, reason="issue 4 target not met yet: at 18 kimg cgan draws rings "
+                   "for 'ring' and blobs for the other classes (README, known limits)")
+def test_cgan_draws_each_asked_for_class_with_diversity(classifier, tmp_path):
+    """`generate --class k` images are recognised as class k nearly as often as real class-k
+    images are (>= 90% of the real rate, for every k), and stay diverse within the class
+    (mean pairwise feature distance >= half that of real images of the class)."""
+    done = run_ganzoo("train", "cgan", "--data", "shapes", "--resolution", "32",
+                      "--kimg", str(CGAN_KIMG), "--batch", "32", "-q", cwd=tmp_path, timeout=900)
+    assert done.returncode == 0, done.stderr
+    run = next((tmp_path / "runs").iterdir())
+    model = ganzoo.load_checkpoint(checkpoints_of(run)[-1]).model
+    real = make_shapes(1000, 32, seed=999)
+    real_images = torch.from_numpy(real.images).float() / 127.5 - 1
+    report = []
+    for k, name in enumerate(real.class_names):
+        fakes = model.generate(200, seed=k, labels=torch.tensor([k]))
+        reals_k = real_images[torch.from_numpy(real.labels) == k]
+        rate, real_rate = (class_recognition(classifier, x, k) for x in (fakes, reals_k))
+        spread, real_spread = (diversity(classifier, x) for x in (fakes, reals_k))
+        report.append((name, rate, real_rate, spread, real_spread))
+    print("\nclass: recognised (real) / diversity (real)\n" + "\n".join(
+        f"{n}: {r:.3f} ({rr:.3f}) / {s:.2f} ({rs:.2f})" for n, r, rr, s, rs in report))
+    for name, rate, real_rate, spread, real_spread in report:
+        assert rate >= 0.9 * real_rate, f"{name}: recognised {rate:.3f} vs real {real_rate:.3f}"
+        assert spread >= 0.5 * real_spread, f"{name}: diversity {spread:.2f} vs {real_spread:.2f}"
