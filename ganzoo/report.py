@@ -86,7 +86,9 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     """About ``count`` round tick values (1, 2, 5 x 10^k steps) covering [lo, hi]."""
     if not math.isfinite(lo) or not math.isfinite(hi):
         return [0.0]
-    if hi <= lo:
+    # One value, or two a rounding error apart (an average of identical losses): a step
+    # below float resolution would never advance the loop below.
+    if hi - lo <= 1e-9 * max(abs(lo), abs(hi)):
         pad = abs(lo) / 2 or 1.0
         lo, hi = lo - pad, hi + pad
     raw = (hi - lo) / max(1, count)

@@ -142,3 +142,11 @@ def test_report_renders_plots_and_grids_in_headless_chromium(cli, run, tmp_path)
     assert colours > 100                                  # text, plots and sample grids
     blue = (np.abs(img - [0x1f, 0x77, 0xb4]).sum(2) < 40).sum()
     assert blue > 200, "no plot lines drawn"               # the first series' colour
+
+
+def test_axis_ticks_of_values_a_rounding_error_apart():
+    """A loss series whose min and max differ in the last bit (one tick, averaged) once made
+    nice_ticks loop forever, hanging the first snapshot of a run with --snap == --tick."""
+    from ganzoo.report import nice_ticks
+    ticks = nice_ticks(1.5824199616909027, 1.582419961690903)
+    assert 2 <= len(ticks) <= 10 and ticks[0] <= 1.58241996 <= ticks[-1]
