@@ -8,6 +8,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -42,6 +43,20 @@ def option(default: Any, help: str, **metadata: Any) -> Any:
     return dataclasses.field(default=default, metadata={"help": help, **metadata})
 
 
+@dataclass
+class GenerateRequest:
+    """The common options of ``ganzoo generate NAME``, handed to an architecture that writes
+    its own outputs (see :meth:`Architecture.generate_files`)."""
+
+    checkpoint: str | None        # --checkpoint as given; None when not given
+    runs: Path                    # where runs live (--runs)
+    seeds: list[int] | None       # --seeds/--seed; None when not given
+    out: Path                     # output directory (--out)
+    device: torch.device
+    trust: bool                   # --trust: allow checkpoints that need pickle code execution
+    registry: Any                 # the plugin registry, to load checkpoints of any architecture
+
+
 class Architecture(abc.ABC):
     """Base class of every generator in the zoo.
 
@@ -59,6 +74,13 @@ class Architecture(abc.ABC):
     #: Defaults of ``ganzoo train``'s --batch and --kimg for this architecture.
     default_batch: ClassVar[int] = 64
     default_kimg: ClassVar[float] = 1000.0
+    #: Whether train_step needs the data's labels although the model is not conditional
+    #: (a classifier: DeepDream's backbone). Conditional models always get them.
+    trains_on_labels: ClassVar[bool] = False
+    #: Extra options of ``ganzoo generate NAME`` (a dataclass declared like Config), for
+    #: architectures whose generation takes more than seeds (DeepDream: a photo, a layer,
+    #: octaves). Such an architecture implements :meth:`generate_files`.
+    GenerateConfig: ClassVar[type | None] = None
 
     def __init__(self, config: Any, data: DataSpec, device: torch.device):
         self.config = config
@@ -101,6 +123,16 @@ class Architecture(abc.ABC):
     @abc.abstractmethod
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` returned."""
+
+    @classmethod
+    def generate_files(cls, request: GenerateRequest, options: Any) -> list[Path]:
+        """Do what ``ganzoo generate NAME`` asks and return the files written.
+
+        Called instead of the seeds-to-images path when ``GenerateConfig`` is set; ``options``
+        is a ``GenerateConfig`` instance. A classmethod, because such an architecture may
+        generate without a checkpoint of its own (DeepDream on ImageNet InceptionV1 weights).
+        """
+        raise NotImplementedError(f"{cls.name} declares GenerateConfig but not generate_files")
 
     # -- helpers for subclasses -----------------------------------------------------------
 

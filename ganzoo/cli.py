@@ -17,7 +17,7 @@ import torch
 
 import ganzoo
 from ganzoo import make_config
-from ganzoo.architecture import Architecture
+from ganzoo.architecture import Architecture, GenerateRequest
 import numpy as np
 
 from ganzoo.checkpoint import (load_model, read_checkpoint, resolve_checkpoint,
@@ -391,11 +391,43 @@ def parse_class(text: str, model: Architecture, where: str) -> int:
     return k
 
 
-@cli.command("generate")
+class GenerateCommand(click.Command):
+    """`ganzoo generate [ARCH]`: when ARCH declares a GenerateConfig, its fields join the
+    options for this call (so `ganzoo generate deepdream --help` lists them too)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        self.params = [p for p in self.params if not getattr(p, "from_architecture", False)]
+        if args and not args[0].startswith("-"):
+            cls = registry_from(ctx).architecture(args[0])   # unknown: error with suggestions
+            extra = config_options(cls.GenerateConfig) if cls.GenerateConfig else []
+            clash = {o.name for o in extra} & {p.name for p in self.params}
+            if clash:
+                raise GanzooError(f"architecture {cls.name}: GenerateConfig field(s) "
+                                  f"{', '.join(sorted(clash))} collide with generate options")
+            for option in extra:
+                option.from_architecture = True
+            self.params = self.params + extra
+        return super().parse_args(ctx, args)
+
+
+def generate_with_options(cls: type[Architecture], request: GenerateRequest, values: dict,
+                          gan_options: dict) -> None:
+    """Hand `ganzoo generate ARCH` to an architecture that declares a GenerateConfig."""
+    for flag, value in gan_options.items():
+        if value is not None and value is not False:
+            raise GanzooError(f"{flag} does not apply to {cls.name} (see `ganzoo generate "
+                              f"{cls.name} --help`)")
+    names = [f.name for f in dataclasses.fields(cls.GenerateConfig)]
+    paths = cls.generate_files(request, cls.GenerateConfig(**{k: values[k] for k in names}))
+    click.echo(f"wrote {', '.join(str(p) for p in paths)}")
+
+
+@cli.command("generate", cls=GenerateCommand)
 @click.argument("arch", required=False)
-@click.option("--checkpoint", "ckpt_ref", default="latest", show_default=True,
-              metavar="latest|RUN|CKPT", help="which run or checkpoint to sample")
-@click.option("--seeds", default="0-15", show_default=True, help="e.g. 0-15,20")
+@click.option("--checkpoint", "ckpt_ref", default=None, metavar="latest|RUN|CKPT",
+              help="which run or checkpoint to sample  [default: latest]")
+@click.option("--seeds", "--seed", default=None,
+              help="e.g. 0-15,20  [default: 0-15; deepdream: 0]")
 @click.option("--class", "class_", metavar="K|NAME|all", help="class index or name "
               "(conditional models); 'all' writes a grid with one class per column")
 @click.option("--trunc", type=float, default=None, help="truncation psi (style-based models)")
@@ -405,16 +437,28 @@ def parse_class(text: str, model: Architecture, where: str) -> int:
 @click.option("--device", default="auto", show_default=True)
 @click.option("--trust", is_flag=True, help="allow checkpoints that need pickle code execution")
 @click.pass_context
-def generate_command(ctx, arch, ckpt_ref, seeds, class_, trunc, grid, out, runs, device, trust):
-    """Sample images from a trained model (default: the newest run under ./runs)."""
+def generate_command(ctx, arch, ckpt_ref, seeds, class_, trunc, grid, out, runs, device, trust,
+                     **arch_options):
+    """Sample images from a trained model (default: the newest run under ./runs).
+
+    `ganzoo generate ARCH --help` also lists ARCH's own options (deepdream: --input, --layer...).
+    """
     reg = registry_from(ctx)
-    if arch:
-        reg.architecture(arch)   # unknown names: a clear error with suggestions
-    seed_list = parse_seeds(seeds)
-    path = resolve_checkpoint(ckpt_ref, Path(runs), arch=arch)
+    cls = reg.architecture(arch) if arch else None   # unknown names: error with suggestions
+    if cls is not None and cls.GenerateConfig is not None:
+        request = GenerateRequest(ckpt_ref, Path(runs), None if seeds is None else
+                                  parse_seeds(seeds), Path(out), pick_device(device), trust, reg)
+        generate_with_options(cls, request, arch_options,
+                              {"--class": class_, "--trunc": trunc, "--grid": grid})
+        return
+    seed_list = parse_seeds(seeds or "0-15")
+    path = resolve_checkpoint(ckpt_ref or "latest", Path(runs), arch=arch)
     loaded = load_model(path, trust=trust, device=pick_device(device), registry=reg,
                         expect_arch=arch)
     model = loaded.model
+    if model.GenerateConfig is not None:
+        raise GanzooError(f"{path} is a {model.name} checkpoint, which takes its own options: "
+                          f"see `ganzoo generate {model.name} --help`")
     options = {}
     if trunc is not None:
         if not model.supports_truncation:

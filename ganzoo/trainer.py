@@ -128,8 +128,9 @@ class Trainer:
                                         resize_filter=config.resize_filter), registry)
         self.spec = DataSpec(self.data.resolution, self.data.channels,
                              len(self.data.class_names), tuple(self.data.class_names))
-        if arch_cls.conditional and not self.spec.num_classes:
-            raise GanzooError(f"{arch_cls.name} is conditional but --data {config.data} has "
+        if (arch_cls.conditional or arch_cls.trains_on_labels) and not self.spec.num_classes:
+            what = "is conditional" if arch_cls.conditional else "trains on labels"
+            raise GanzooError(f"{arch_cls.name} {what} but --data {config.data} has "
                               "no labels (use class subfolders or a labelled data set)")
         torch.manual_seed(config.seed)
         self.arch = arch_cls(arch_config, self.spec, self.device)
@@ -267,7 +268,7 @@ class Trainer:
     def _step(self) -> None:
         reals, labels = next(self.loader_iter)
         reals = reals.to(self.device, non_blocking=True).float().div_(127.5).sub_(1)
-        if labels is not None and self.arch.conditional:
+        if labels is not None and (self.arch.conditional or self.arch.trains_on_labels):
             labels = labels.to(self.device, non_blocking=True)
         else:
             labels = None
