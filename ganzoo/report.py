@@ -94,14 +94,10 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     raw = (hi - lo) / max(1, count)
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    start = math.floor(lo / step) * step
-    ticks, t = [], start
-    while t <= hi + step * 1e-9:
-        ticks.append(round(t, 12))
-        t += step
-    if ticks[-1] < hi:
-        ticks.append(round(t, 12))
-    return ticks
+    first, last = math.floor(lo / step), math.ceil(hi / step - 1e-9)
+    # Index arithmetic (never t += step, which stalls once step is below t's resolution),
+    # and a bound on the count whatever the inputs.
+    return [float(f"{k * step:.12g}") for k in range(first, max(first + 1, last) + 1)][:50]
 
 
 def _fmt(v: float, step: float) -> str:

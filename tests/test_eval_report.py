@@ -80,6 +80,9 @@ def test_eval_errors_are_one_line(cli, run, tmp_path):
     assert r.code == 1 and "unknown metric 'fdi'" in r.err and r.err.count("\n") == 1
     r = cli("eval", str(run), "--extractor", "inceptoin")
     assert r.code == 1 and "unknown feature extractor 'inceptoin'" in r.err
+    r = cli("train", "dcgan", "--data", "shapes", "--metrics", "fid,fdi", "--kimg", "0.1")
+    assert r.code == 1 and "unknown metric 'fdi'" in r.err       # before any training
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [run.name]   # no new run
     (tmp_path / "bad.pth").write_bytes(b"garbage")
     r = cli("eval", str(run), "--feature-weights", str(tmp_path / "bad.pth"))
     assert r.code == 1 and "bad.pth: unreadable" in r.err and r.err.count("\n") == 1

@@ -11,6 +11,7 @@ It is trained once per (data, resolution, channels) and cached under
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 
@@ -99,8 +100,10 @@ class DomainClassifier(FeatureExtractor):
             net = train_domain_classifier(data, resolution, context.channels)
             net.info["data"] = what
             save(net, path)
+        # The recipe (key) fixes the weights only up to floating-point rounding, which
+        # differs between machines and thread counts; the weights' own hash tells them apart.
         net.weights_id = (f"domain({net.info.get('data', what)}, {resolution}px, "
-                          f"acc {net.info.get('accuracy', 0):.3f}, {key})")
+                          f"acc {net.info.get('accuracy', 0):.3f}, {weights_hash(net)})")
         return net.eval().requires_grad_(False)
 
 
@@ -153,6 +156,14 @@ def train_domain_classifier(data: ImageSet, resolution: int, channels: int, seed
     net.info = {"accuracy": correct / max(1, len(held)), "classes": list(data.class_names),
                 "images": n, "resolution": resolution, "channels": channels}
     return net
+
+
+def weights_hash(net: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in sorted(net.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
 
 
 def save(net: DomainClassifier, path) -> None:
