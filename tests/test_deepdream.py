@@ -298,7 +298,7 @@ def test_deepdream_option_errors(cli, photo, tmp_path):
                           "--class does not apply to deepdream")
 
 
-# -- offline: a trained classifier, a GAN's discriminator ---------------------------------------------
+# -- offline: a trained classifier, a GAN's discriminator ----------------------------------
 
 @pytest.fixture
 def no_network(monkeypatch):

@@ -5,7 +5,9 @@ As the seed (../shared/seeds/003_*.txt, section 6.2) describes it:
 
 - The objective is the mean activation of one layer (or of chosen channels of it); its gradient
   with respect to the image is normalised by its standard deviation and added ``step_size``
-  (in 0-255 pixel units) at a time, ``iterations`` times per octave.
+  (in 0-255 pixel units) at a time, ``iterations`` times per octave. Before the step the
+  gradient is smoothed (Gaussians that widen over an octave's steps, as the tutorial the seed
+  follows does), so patterns come out at the layer's scale rather than as pixel noise.
 - Tiles bound memory by ``tile_size`` whatever the photo's size. Each step shifts the tile grid
   by a random offset (a "roll" of the grid rather than of the pixels, so the picture's opposite
   edges never meet inside a tile), so tile borders never sit in one place long enough to show.
@@ -22,7 +24,6 @@ its own, so a batch dreams as its images would one by one.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -70,9 +71,6 @@ class DreamParams:
         for ok, message in checks:
             if not ok:
                 raise GanzooError(message)
-
-    def replace(self, **changes) -> "DreamParams":
-        return dataclasses.replace(self, **changes)
 
 
 def layer_objective(backbone: FeatureExtractor, layer: str,
