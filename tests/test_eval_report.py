@@ -153,3 +153,19 @@ def test_axis_ticks_of_values_a_rounding_error_apart():
     from ganzoo.report import nice_ticks
     ticks = nice_ticks(1.5824199616909027, 1.582419961690903)
     assert 2 <= len(ticks) <= 10 and ticks[0] <= 1.58241996 <= ticks[-1]
+
+
+def test_report_of_a_run_that_logs_ada_p(tmp_path):
+    """Curves come from stats.jsonl alone: losses (raw + EMA), ADA p when logged, sec/kimg;
+    a half-written last line (a killed run) is skipped."""
+    from ganzoo.report import ema, write_report
+    run = tmp_path / "00000-stylegan-x"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"architecture": "x", "train": {"kimg": 4}}))
+    lines = [json.dumps({"kimg": k / 10, "step": k, "sec_per_kimg": 2.0, "loss_g": 1 / (k + 1),
+                         "ada_p": k / 100}) for k in range(1, 41)]
+    (run / "stats.jsonl").write_text("\n".join(lines) + '\n{"kimg": 4.1, "loss')
+    page = write_report(run).read_text()
+    assert "ADA augmentation probability p" in page and "loss_g (EMA 0.75)" in page
+    assert "speed" in page and "No metrics yet" in page
+    assert ema([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])   # debiased start
