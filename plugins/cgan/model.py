@@ -19,9 +19,9 @@ import torch
 from torch import Tensor, nn
 
 from ganzoo import DataSpec, option
-from ganzoo.adversarial import GANArchitecture, LossOptions
+from ganzoo.adversarial import GANArchitecture
 from ganzoo.errors import GanzooError
-from ganzoo_plugins.dcgan.model import critic_norm, init_weights
+from ganzoo_plugins.dcgan.model import DCGANConfig, channels_at, critic_norm, init_weights
 
 EMBED_DIM = 50
 
@@ -57,7 +57,7 @@ def widths(resolution: int, base: int, cap: int) -> dict[int, int]:
     while s < resolution:
         sizes.append(s)
         s *= 2
-    return {s: min(cap, base * resolution // (2 * s)) for s in sizes}
+    return {s: channels_at(s, resolution, base, cap) for s in sizes}
 
 
 class Generator(nn.Module):
@@ -89,10 +89,10 @@ class Discriminator(nn.Module):
         super().__init__()
         ch = widths(resolution, base, cap)
         self.label = LabelMap(num_classes, resolution)
-        s = resolution // 2
+        s, smallest = resolution // 2, start_size(resolution)
         layers: list[nn.Module] = [nn.Conv2d(channels + 1, ch[s], 4, 2, 1),
                                    nn.LeakyReLU(0.2, inplace=True)]
-        while s > start_size(resolution):
+        while s > smallest:
             layers += [nn.Conv2d(ch[s], ch[s // 2], 4, 2, 1, bias=False),
                        critic_norm(norm, ch[s // 2]), nn.LeakyReLU(0.2, inplace=True)]
             s //= 2
@@ -104,13 +104,8 @@ class Discriminator(nn.Module):
 
 
 @dataclass
-class CGANConfig(LossOptions):
-    latent_dim: int = option(100, "size of z (the report used 100)")
-    base_channels: int = option(64, "channels of the layers next to full resolution")
-    max_channels: int = option(512, "cap on channels at low resolution")
-    lr: float = option(2e-4, "Adam learning rate")
-    beta1: float = option(0.5, "Adam beta1")
-    beta2: float = option(0.999, "Adam beta2")
+class CGANConfig(DCGANConfig):
+    """cgan's options are dcgan's: its networks are DCGAN bodies."""
 
 
 class CGAN(GANArchitecture):
