@@ -1,6 +1,7 @@
 """Data: the embedded shapes set, image folders, the resumable batch order."""
 from __future__ import annotations
 
+import hashlib
 import itertools
 
 import numpy as np
@@ -24,13 +25,24 @@ def test_shapes_deterministic_by_seed_and_any_resolution():
     assert a.class_names == SHAPE_KINDS and list(a.labels[:6]) == [0, 1, 2, 3, 4, 0]
 
 
-def test_shapes_images_are_shape_on_plain_background():
-    data = make_shapes(50, 64, seed=0)
+@pytest.mark.parametrize("style", ["plain", "colour"])
+def test_shapes_images_are_shape_on_plain_background(style):
+    data = make_shapes(50, 64, seed=0, style=style)
     for img in data.images.astype(int):
         corners = np.stack([img[:, 0, 0], img[:, 0, -1], img[:, -1, 0], img[:, -1, -1]])
         assert np.abs(corners - corners[0]).max() <= 1            # one background colour
-        centre = img[:, 24:40, 24:40].reshape(3, -1)
-        assert np.abs(centre - corners[0][:, None]).sum(0).max() > 60   # a shape is there
+        differs = np.abs(img - corners[0][:, None, None]).sum(0) > 60
+        assert 0.1 < differs.mean() < 0.6                           # a shape is there
+        if style == "plain":                                        # white on black
+            assert corners[0].max() == 0 and img.max() == 255
+
+
+def test_shapes_colour_is_the_version_2_set():
+    """`shapes/colour` keeps, pixel for pixel, the images the coloured `shapes` had before the
+    plain style became the default (digest taken from the version 2 generator)."""
+    data = make_shapes(20, 32, seed=0, style="colour")
+    assert data.name == "shapes-colour"
+    assert hashlib.sha256(data.images.tobytes()).hexdigest()[:16] == "45f63d82eaef65e7"
 
 
 def test_shapes_source_caches(ganzoo_home):

@@ -13,7 +13,7 @@ from shape_classifier import (class_recognition, diversity, frechet_distance, re
 
 pytestmark = pytest.mark.slow
 
-CGAN_KIMG = 60   # the budget the cgan target should be met in (about 5 CPU minutes)
+CGAN_KIMG = 30   # about 4 minutes on 2 cores; at 20 kimg squares were recognised at 0.87
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,8 @@ def test_dcgan_learns_shapes_in_20_kimg(classifier, tmp_path):
     # Untrained output is noise that the classifier puts into a single class; a trained
     # generator draws shapes of several classes that the classifier recognises confidently.
     assert before["class_balance"] < 0.2
-    assert after["confident"] >= 0.3 and after["class_balance"] >= 0.3
+    # Measured at 20 kimg: 0.49 confident, balance 0.77.
+    assert after["confident"] >= 0.35 and after["class_balance"] >= 0.5
 
 
 def pooled_pixels(images: torch.Tensor) -> torch.Tensor:
@@ -74,8 +75,6 @@ def test_wgan_gp_samples_improve_over_step_0(tmp_path, arch, options):
     assert after < 0.6 * before
 
 
-@pytest.mark.xfail(run=False, reason="issue 4 target not met yet: at 18 kimg cgan draws rings "
-                   "for 'ring' and blobs for the other classes (README, known limits)")
 def test_cgan_draws_each_asked_for_class_with_diversity(classifier, tmp_path):
     """`generate --class k` images are recognised as class k nearly as often as real class-k
     images are (>= 90% of the real rate, for every k), and stay diverse within the class

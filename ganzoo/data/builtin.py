@@ -10,17 +10,28 @@ from ganzoo.hookspecs import hookimpl
 
 
 class ShapesSource(DatasetSource):
-    name = "shapes"
-    description = ("embedded: coloured circles, squares, triangles, stars and rings "
-                   f"({DEFAULT_COUNT} images, 5 classes), no download")
+    """`shapes` (white upright shapes on black) and `shapes/colour` (the harder coloured,
+    rotated set); see ganzoo.data.shapes."""
+
+    def __init__(self, style: str = "plain"):
+        self.style = style
+        self.name = "shapes" if style == "plain" else f"shapes/{style}"
+        what = ("white upright" if style == "plain"
+                else "coloured, rotated, on coloured backgrounds:")
+        self.description = (f"embedded: {what} circles, squares, triangles, stars and rings "
+                            f"({DEFAULT_COUNT} images, 5 classes), no download")
 
     def load(self, spec: str, options: PrepareOptions) -> ImageSet:
         count = min(DEFAULT_COUNT, options.max_images or DEFAULT_COUNT)
-        key = cache_key(source="shapes", version=2, count=count, resolution=options.resolution,
-                        channels=options.channels, seed=options.seed)
+        # version 3: the plain style became the default `shapes`; the coloured images are
+        # those of version 2.
+        key = cache_key(source="shapes", version=3, style=self.style, count=count,
+                        resolution=options.resolution, channels=options.channels,
+                        seed=options.seed)
         data = load_prepared(key)
         if data is None:
-            data = make_shapes(count, options.resolution, options.seed, options.channels)
+            data = make_shapes(count, options.resolution, options.seed, options.channels,
+                               self.style)
             save_prepared(key, data)
         return data
 
@@ -54,5 +65,5 @@ class BinObjectsSource(DatasetSource):
 
 @hookimpl
 def ganzoo_datasets() -> list[DatasetSource]:
-    return [ShapesSource(), BinObjectsSource("kind"), BinObjectsSource("count"),
-            *downloadable_sources()]
+    return [ShapesSource("plain"), ShapesSource("colour"), BinObjectsSource("kind"),
+            BinObjectsSource("count"), *downloadable_sources()]
