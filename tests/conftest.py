@@ -11,6 +11,10 @@ import pytest
 
 from ganzoo.registry import reset_registry
 
+# No test compiles the native ops by surprise: "auto" uses them only once built (the one
+# build of a session is tests/test_ops_native.py's, on purpose). See ganzoo/ops/__init__.py.
+os.environ.setdefault("GANZOO_OPS_BUILD", "0")
+
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY_PLUGIN = FIXTURES / "ganzoo-tiny-plugin"
 # The smallest DCGAN the trainer accepts: a few seconds of CPU for a whole run.

@@ -1,0 +1,253 @@
+"""upfirdn2d: upsample by zero insertion, pad, FIR-filter, downsample (in that order).
+
+The one resampling primitive of the style-based networks: up- and down-sampling with a
+low-pass FIR filter (e.g. [1, 3, 3, 1]) instead of nearest/bilinear or strided convolutions,
+which keeps the networks free of aliasing that a discriminator could latch onto.
+
+The C++ kernel (third_party/cpu/upfirdn2d.cpp) works on the input grid directly. Its gradient
+is again an upfirdn2d: downsampling's transpose is zero insertion, a valid convolution's is a
+full one with the flipped filter, zero insertion's is downsampling; so the backward pass swaps
+up and down, flips the filter and adjusts the padding (:func:`_gradient_geometry`), and one
+kernel serves the forward pass and every order of backward.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ganzoo.ops import select_impl
+from ganzoo.ops.build import CPU_EXTENSION, loaded
+
+Padding = int | Sequence[int]
+
+
+def setup_filter(f: Sequence[float] | Tensor | None, normalize: bool = True,
+                 separable: bool | None = None,
+                 device: torch.device | str | None = None) -> Tensor:
+    """A float32 FIR filter for :func:`upfirdn2d`.
+
+    Args:
+        f: taps as a list or tensor, 1-D [k] or 2-D [fh, fw]; None means the identity [1].
+        normalize: divide by the sum of the taps, so a constant signal keeps its value.
+        separable: keep a 1-D filter 1-D (applied along x, then y); False turns it into its
+            2-D outer product. Default: separable only for >= 8 taps, where two 1-D passes are
+            cheaper than one k x k pass; short filters such as [1, 3, 3, 1] become 2-D
+            ([4, 4], 16 taps).
+
+    Returns:
+        [k] (separable) or [fh, fw] float32 tensor.
+    """
+    f = torch.as_tensor([1.0] if f is None else f, dtype=torch.float32, device=device)
+    if f.ndim == 0:
+        f = f[None]
+    if f.ndim not in (1, 2) or f.numel() == 0:
+        raise ValueError(f"setup_filter: expected 1-D or 2-D taps, got shape {list(f.shape)}")
+    if separable is None:
+        separable = f.ndim == 1 and f.numel() >= 8
+    if f.ndim == 1 and not separable:
+        f = f[:, None] * f[None, :]
+    if f.ndim == 2 and separable:
+        raise ValueError("setup_filter: a 2-D filter cannot be separable")
+    if normalize:
+        f = f / f.sum()
+    return f
+
+
+def filter_size(f: Tensor | None) -> tuple[int, int]:
+    """(width, height) of a filter from :func:`setup_filter`."""
+    if f is None:
+        return 1, 1
+    return (f.shape[0], f.shape[0]) if f.ndim == 1 else (f.shape[1], f.shape[0])
+
+
+def _pair(v: int | Sequence[int], name: str) -> tuple[int, int]:
+    if isinstance(v, int):
+        return v, v
+    if len(v) != 2:
+        raise ValueError(f"upfirdn2d: {name} must be an int or (x, y), got {v}")
+    return int(v[0]), int(v[1])
+
+
+def parse_padding(padding: Padding) -> tuple[int, int, int, int]:
+    """int p, (px, py) or (x0, x1, y0, y1) -> (x0, x1, y0, y1)."""
+    if isinstance(padding, int):
+        return padding, padding, padding, padding
+    p = [int(v) for v in padding]
+    if len(p) == 2:
+        return p[0], p[0], p[1], p[1]
+    if len(p) == 4:
+        return p[0], p[1], p[2], p[3]
+    raise ValueError(f"upfirdn2d: padding must be an int, (x, y) or (x0, x1, y0, y1), "
+                     f"got {padding}")
+
+
+def upfirdn2d(x: Tensor, f: Tensor | None, up: int | Sequence[int] = 1,
+              down: int | Sequence[int] = 1, padding: Padding = 0, flip_filter: bool = False,
+              gain: float = 1, impl: str = "auto") -> Tensor:
+    """Upsample, pad, FIR-filter and downsample a batch of images, channel by channel.
+
+    1. Upsample: insert ``up - 1`` zeros after every pixel along each axis,
+       [H, W] -> [H * uy, W * ux] (the zeros after the last pixel included).
+    2. Pad by (x0, x1, y0, y1) zeros; a negative amount crops instead.
+    3. Filter with ``f``: a true convolution (``flip_filter=False``) or a correlation
+       (``flip_filter=True``), keeping only outputs where the filter lies inside the padded
+       image. A 2-D filter [fh, fw] is applied as is; a 1-D filter [k] is applied along x, then
+       along y (separable). The output is multiplied by ``gain``.
+    4. Downsample: keep pixels 0, dx, 2 dx, ... and 0, dy, 2 dy, ...
+
+    Args:
+        x: [N, C, H, W].
+        f: filter from :func:`setup_filter` ([fh, fw] or [k]); None = identity.
+        up, down: int or (x, y) factors >= 1.
+        padding: int, (px, py) or (x0, x1, y0, y1), in pixels of the upsampled image.
+        impl: "auto" | "ref" | "cpp" (see :mod:`ganzoo.ops`). The C++ kernel does not
+            differentiate with respect to ``f``: a filter that requires grad runs the
+            reference under "auto".
+
+    Returns:
+        [N, C, ceil(H' / dy), ceil(W' / dx)] with H' = H * uy + y0 + y1 - fh + 1 (W' alike),
+        x's dtype (and, with the C++ kernel, x's memory format).
+    """
+    if x.ndim != 4:
+        raise ValueError(f"upfirdn2d: expected x of shape [N, C, H, W], got {list(x.shape)}")
+    ux, uy = _pair(up, "up")
+    dx, dy = _pair(down, "down")
+    if min(ux, uy, dx, dy) < 1:
+        raise ValueError(f"upfirdn2d: up and down must be >= 1, got up={up}, down={down}")
+    x0, x1, y0, y1 = parse_padding(padding)
+    N, C, H, W = x.shape
+    fw, fh = filter_size(f)
+    if H * uy + y0 + y1 < fh or W * ux + x0 + x1 < fw:
+        raise ValueError(f"upfirdn2d: padded image [{H * uy + y0 + y1}, {W * ux + x0 + x1}] "
+                         f"is smaller than the filter [{fh}, {fw}]")
+    if f is not None and f.ndim not in (1, 2):
+        raise ValueError(f"upfirdn2d: filter must be 1-D or 2-D, got shape {list(f.shape)}")
+    f_grad = f is not None and f.requires_grad and torch.is_grad_enabled()
+    if select_impl("upfirdn2d", "ref" if f_grad and impl == "auto" else impl, x) == "cpp":
+        if f_grad:
+            raise ValueError("upfirdn2d: impl='cpp' does not differentiate with respect to "
+                             "the filter; use impl='ref'")
+        if f is None:
+            f = torch.ones(1, 1)
+        geometry = _Geometry((ux, uy), (dx, dy), (x0, x1, y0, y1), bool(flip_filter),
+                             float(gain))
+        return _Upfirdn2d.apply(x, f.detach(), geometry)
+
+    # Zero insertion: pair every pixel with up - 1 zeros, then flatten the pairs.
+    if ux > 1 or uy > 1:
+        x = x.reshape(N, C, H, 1, W, 1)
+        x = F.pad(x, [0, ux - 1, 0, 0, 0, uy - 1])
+        x = x.reshape(N, C, H * uy, W * ux)
+    x = F.pad(x, [x0, x1, y0, y1])
+
+    if f is not None:
+        # Every channel is filtered alike: fold channels into the batch for a 1-channel conv.
+        f = f.to(x.dtype)
+        if not flip_filter:  # conv2d correlates; a true convolution needs the flipped filter
+            f = f.flip(list(range(f.ndim)))
+        x = x.reshape(N * C, 1, x.shape[2], x.shape[3])
+        if f.ndim == 2:
+            x = F.conv2d(x, (f * gain)[None, None])
+        else:
+            x = F.conv2d(x, (f * gain)[None, None, None, :])
+            x = F.conv2d(x, f[None, None, :, None])
+        x = x.reshape(N, C, x.shape[2], x.shape[3])
+    elif gain != 1:
+        x = x * gain
+
+    if dx > 1 or dy > 1:
+        x = x[:, :, ::dy, ::dx]
+    return x
+
+
+def upsample2d(x: Tensor, f: Tensor | None, up: int | Sequence[int] = 2, padding: Padding = 0,
+               flip_filter: bool = False, gain: float = 1, impl: str = "auto") -> Tensor:
+    """[N, C, H, W] -> [N, C, H * uy + y0 + y1, W * ux + x0 + x1]: zero insertion, then ``f``
+    centred on the upsampled grid.
+
+    The filter gain is multiplied by ux * uy: zero insertion divides the mean by that, so a
+    normalised filter then keeps a constant image constant. ``padding`` adds to the centring
+    padding, in upsampled pixels.
+    """
+    ux, uy = _pair(up, "up")
+    x0, x1, y0, y1 = parse_padding(padding)
+    fw, fh = filter_size(f)
+    p = [x0 + (fw + ux - 1) // 2, x1 + (fw - ux) // 2, y0 + (fh + uy - 1) // 2, y1 + (fh - uy) // 2]
+    return upfirdn2d(x, f, up=(ux, uy), padding=p, flip_filter=flip_filter,
+                     gain=gain * ux * uy, impl=impl)
+
+
+def downsample2d(x: Tensor, f: Tensor | None, down: int | Sequence[int] = 2,
+                 padding: Padding = 0, flip_filter: bool = False, gain: float = 1,
+                 impl: str = "auto") -> Tensor:
+    """[N, C, H, W] -> [N, C, ceil((H + y0 + y1) / dy), ceil((W + x0 + x1) / dx)]: low-pass
+    ``f`` centred on the image, then every ``down``-th pixel. ``padding`` adds to the centring
+    padding."""
+    dx, dy = _pair(down, "down")
+    x0, x1, y0, y1 = parse_padding(padding)
+    fw, fh = filter_size(f)
+    p = [x0 + (fw - dx + 1) // 2, x1 + (fw - dx) // 2, y0 + (fh - dy + 1) // 2, y1 + (fh - dy) // 2]
+    return upfirdn2d(x, f, down=(dx, dy), padding=p, flip_filter=flip_filter, gain=gain,
+                     impl=impl)
+
+
+def filter2d(x: Tensor, f: Tensor | None, padding: Padding = 0, flip_filter: bool = False,
+             gain: float = 1, impl: str = "auto") -> Tensor:
+    """[N, C, H, W] -> [N, C, H + y0 + y1, W + x0 + x1]: ``f`` centred on the image (for an
+    even filter size the extra tap falls before the centre)."""
+    x0, x1, y0, y1 = parse_padding(padding)
+    fw, fh = filter_size(f)
+    p = [x0 + fw // 2, x1 + (fw - 1) // 2, y0 + fh // 2, y1 + (fh - 1) // 2]
+    return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+
+
+# -- C++ kernel with autograd ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Geometry:
+    up: tuple[int, int]                     # (x, y)
+    down: tuple[int, int]
+    pad: tuple[int, int, int, int]          # (x0, x1, y0, y1)
+    flip: bool
+    gain: float
+
+
+def _gradient_geometry(g: _Geometry, in_size: tuple[int, int], out_size: tuple[int, int],
+                       taps: tuple[int, int]) -> _Geometry:
+    """The upfirdn2d that maps the output's gradient back onto the input.
+
+    Per axis (input n, up u, down d, padding p0/p1, k taps, output m): zero-insert the
+    gradient by d (length m d), full-correlate it with the filter reversed relative to the
+    forward pass (pad k - 1 - p0 before; after, whatever makes the filtered length n u), then
+    keep every u-th value: n of them.
+    """
+    pads = []
+    for axis in (0, 1):   # x, y
+        n, m, k = in_size[axis], out_size[axis], taps[axis]
+        u, d = g.up[axis], g.down[axis]
+        p0 = g.pad[2 * axis]
+        pads += [k - 1 - p0, n * u - m * d + p0]
+    return _Geometry(g.down, g.up, (pads[0], pads[1], pads[2], pads[3]), not g.flip, g.gain)
+
+
+class _Upfirdn2d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, f, g):
+        y = loaded(CPU_EXTENSION).upfirdn2d(x, f, list(g.up), list(g.down), list(g.pad), g.flip,
+                                            g.gain)
+        ctx.save_for_backward(f)
+        ctx.g = g
+        ctx.sizes = (x.shape[3], x.shape[2]), (y.shape[3], y.shape[2])
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        f, = ctx.saved_tensors
+        in_size, out_size = ctx.sizes
+        taps = (f.shape[0], f.shape[0]) if f.ndim == 1 else (f.shape[1], f.shape[0])
+        g = _gradient_geometry(ctx.g, in_size, out_size, taps)
+        return _Upfirdn2d.apply(dy, f, g), None, None
