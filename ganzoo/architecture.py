@@ -66,9 +66,13 @@ class Architecture(abc.ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type]
-    conditional: ClassVar[bool] = False
+    #: Whether the model draws a given class. An architecture whose conditioning is an
+    #: option (stylegan2-ada --cond) sets it per instance and checks the data's labels itself.
+    conditional: bool = False
     #: Whether generate() understands ``truncation_psi``.
     supports_truncation: ClassVar[bool] = False
+    #: Whether generate() understands ``noise_mode`` ("const", "random" or "none").
+    supports_noise_mode: ClassVar[bool] = False
     #: Resolutions this architecture can train at; None means any.
     resolutions: ClassVar[tuple[int, ...] | None] = None
     #: Defaults of ``ganzoo train``'s --batch and --kimg for this architecture.
@@ -96,6 +100,17 @@ class Architecture(abc.ABC):
         """Minibatches of ``--batch`` images one train_step consumes (n_critic for WGAN-GP:
         each critic update sees its own real minibatch, and kimg counts them all)."""
         return 1
+
+    def preferred_batch(self) -> int:
+        """The minibatch ``ganzoo train`` uses when --batch is not given; an architecture whose
+        config derives it from the data overrides this (stylegan2-ada --cfg auto)."""
+        return self.default_batch
+
+    def network_summary(self, batch: int) -> str | None:
+        """A text table of the networks (layers, parameters, output shapes) for a minibatch
+        of ``batch``, which training prints and writes to network.txt; None = nothing.
+        It may run the networks, but must not change their state."""
+        return None
 
     @abc.abstractmethod
     def train_step(self, reals: Tensor, labels: Tensor | None) -> dict[str, float]:

@@ -9,6 +9,7 @@ import dataclasses
 import math
 import os
 import sys
+import types
 import typing
 from pathlib import Path
 
@@ -39,6 +40,15 @@ def registry_from(ctx: click.Context) -> Registry:
 
 # -- options generated from Config dataclasses ---------------------------------------------------
 
+def optional_inner(kind):
+    """``X`` for ``X | None`` (an option whose None default means "decided elsewhere")."""
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0] if len(rest) == 1 else kind
+    return kind
+
+
 def config_options(config_cls: type) -> list[click.Option]:
     """One click option per dataclass field, with its type, default and help."""
     hints = typing.get_type_hints(config_cls)
@@ -47,7 +57,7 @@ def config_options(config_cls: type) -> list[click.Option]:
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
         helptext = f.metadata.get("help", "")
-        kind = hints[f.name]
+        kind = optional_inner(hints[f.name])
         if kind is bool:
             options.append(click.Option([f"{flag}/--no-{flag[2:]}", f.name], default=default,
                                         help=helptext, show_default=True))
@@ -246,7 +256,10 @@ def make_train_command(cls: type[Architecture], reg: Registry) -> click.Command:
     if clash:
         raise GanzooError(f"architecture {cls.name}: Config field(s) {', '.join(sorted(clash))}"
                           " collide with trainer options")
-    defaults = TrainConfig(data="", batch=cls.default_batch, kimg=cls.default_kimg)
+    defaults = TrainConfig(data="", kimg=cls.default_kimg)
+    # None reaches the trainer, which asks the model (its options may decide: --cfg).
+    batch_default = cls.default_batch if cls.preferred_batch is Architecture.preferred_batch \
+        else "from the architecture's options"
     common = [
         click.Option(["--data"], metavar="SPEC", help="image folder or data set name "
                      "(see `ganzoo list`); required unless --resume"),
@@ -256,7 +269,8 @@ def make_train_command(cls: type[Architecture], reg: Registry) -> click.Command:
                      help="3 for RGB, 1 for greyscale"),
         click.Option(["--kimg"], type=float, default=defaults.kimg, show_default=True,
                      help="train until this many thousand real images were shown"),
-        click.Option(["--batch"], type=int, default=defaults.batch, show_default=True),
+        click.Option(["--batch"], type=int, default=None,
+                     help=f"images per minibatch  [default: {batch_default}]"),
         click.Option(["--seed"], type=int, default=defaults.seed, show_default=True),
         click.Option(["--tick"], type=float, default=defaults.tick, show_default=True,
                      help="kimg between progress/stats lines"),
@@ -266,7 +280,7 @@ def make_train_command(cls: type[Architecture], reg: Registry) -> click.Command:
                      help="how many checkpoints to keep"),
         click.Option(["--max-images"], type=int, default=None,
                      help="use only the first N images"),
-        click.Option(["--xflip"], is_flag=True, default=defaults.xflip,
+        click.Option(["--xflip", "--mirror"], is_flag=True, default=defaults.xflip,
                      help="also train on mirror images (doubles the set, as stylegan2-ada's "
                      "--mirror)"),
         click.Option(["--resize-filter"], type=click.Choice(list(RESIZE_FILTERS)),
@@ -370,8 +384,10 @@ def parse_seeds(text: str) -> list[int]:
 
 def require_conditional(model: Architecture, where: str) -> None:
     if not model.conditional:
-        raise GanzooError(f"--class: {model.name} ({where}) is unconditional; --class needs "
-                          "a conditional model such as cgan")
+        # An architecture whose conditioning is an option (stylegan2-ada --cond) says so.
+        hint = ("train it with --cond" if hasattr(model.config, "cond")
+                else "use a conditional model such as cgan")
+        raise GanzooError(f"--class: {model.name} ({where}) is unconditional; {hint}")
 
 
 def parse_class(text: str, model: Architecture, where: str) -> int:
@@ -431,14 +447,16 @@ def generate_with_options(cls: type[Architecture], request: GenerateRequest, val
 @click.option("--class", "class_", metavar="K|NAME|all", help="class index or name "
               "(conditional models); 'all' writes a grid with one class per column")
 @click.option("--trunc", type=float, default=None, help="truncation psi (style-based models)")
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default=None,
+              help="per-pixel noise inputs (style-based models)  [default: the model's]")
 @click.option("--grid", is_flag=True, help="write one grid instead of one file per seed")
 @click.option("--out", default="generated", show_default=True, help="output directory")
 @click.option("--runs", default="runs", show_default=True, help="where runs live")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--trust", is_flag=True, help="allow checkpoints that need pickle code execution")
 @click.pass_context
-def generate_command(ctx, arch, ckpt_ref, seeds, class_, trunc, grid, out, runs, device, trust,
-                     **arch_options):
+def generate_command(ctx, arch, ckpt_ref, seeds, class_, trunc, noise_mode, grid, out, runs,
+                     device, trust, **arch_options):
     """Sample images from a trained model (default: the newest run under ./runs).
 
     `ganzoo generate ARCH --help` also lists ARCH's own options (deepdream: --input, --layer...).
@@ -449,7 +467,8 @@ def generate_command(ctx, arch, ckpt_ref, seeds, class_, trunc, grid, out, runs,
         request = GenerateRequest(ckpt_ref, Path(runs), None if seeds is None else
                                   parse_seeds(seeds), Path(out), pick_device(device), trust, reg)
         generate_with_options(cls, request, arch_options,
-                              {"--class": class_, "--trunc": trunc, "--grid": grid})
+                              {"--class": class_, "--trunc": trunc, "--noise-mode": noise_mode,
+                               "--grid": grid})
         return
     seed_list = parse_seeds(seeds or "0-15")
     path = resolve_checkpoint(ckpt_ref or "latest", Path(runs), arch=arch)
@@ -464,6 +483,10 @@ def generate_command(ctx, arch, ckpt_ref, seeds, class_, trunc, grid, out, runs,
         if not model.supports_truncation:
             raise GanzooError(f"--trunc: {model.name} does not support truncation")
         options["truncation_psi"] = trunc
+    if noise_mode is not None:
+        if not model.supports_noise_mode:
+            raise GanzooError(f"--noise-mode: {model.name} has no noise inputs")
+        options["noise_mode"] = noise_mode
     class_titles: tuple[str, ...] = ()
     if class_ == "all":                  # one class per column, one seed per row
         require_conditional(model, str(path))

@@ -36,6 +36,9 @@ from ganzoo.viz import ProgressGif, grid_image, grid_side, save_image
 SAMPLE_SEED = 1234   # fixed latents for sample grids, so grids are comparable over time
 
 
+MAX_DEFAULT_SNAP_KIMG = 200.0
+
+
 @dataclass
 class TrainConfig:
     """Options shared by every architecture (architecture options live in its Config)."""
@@ -44,10 +47,10 @@ class TrainConfig:
     resolution: int = 64
     channels: int = 3
     kimg: float = 1000.0
-    batch: int = 64
+    batch: int | None = None   # None = the architecture's preferred_batch()
     seed: int = 0
     tick: float = 1.0          # kimg between stats lines
-    snap: float | None = None  # kimg between grids + checkpoints; None = kimg / 10
+    snap: float | None = None  # kimg between grids + checkpoints; None = kimg / 10, <= 200
     keep: int = 3              # checkpoints kept
     max_images: int | None = None
     xflip: bool = False        # also train on mirror images (stylegan2-ada's --mirror)
@@ -62,7 +65,8 @@ class TrainConfig:
 
     def __post_init__(self):
         checks = [(self.kimg > 0 and math.isfinite(self.kimg), f"--kimg must be > 0, got {self.kimg:g}"),
-                  (self.batch > 0, f"--batch must be > 0, got {self.batch}"),
+                  (self.batch is None or self.batch > 0,
+                   f"--batch must be > 0, got {self.batch}"),
                   (self.tick > 0, f"--tick must be > 0, got {self.tick:g}"),
                   (self.snap is None or self.snap > 0, f"--snap must be > 0, got {self.snap}"),
                   (self.keep > 0, f"--keep must be > 0, got {self.keep}"),
@@ -85,7 +89,10 @@ class TrainConfig:
 
     @property
     def snap_kimg(self) -> float:
-        return self.snap if self.snap is not None else max(self.tick, self.kimg / 10)
+        # At most 200 kimg between checkpoints by default (stylegan2-ada's snapshot interval),
+        # so a 25,000-kimg run does not go 2,500 kimg without one.
+        default = max(self.tick, min(self.kimg / 10, MAX_DEFAULT_SNAP_KIMG))
+        return self.snap if self.snap is not None else default
 
 
 def pick_device(name: str) -> torch.device:
@@ -134,6 +141,8 @@ class Trainer:
                               "no labels (use class subfolders or a labelled data set)")
         torch.manual_seed(config.seed)
         self.arch = arch_cls(arch_config, self.spec, self.device)
+        if config.batch is None:     # resolved before config.json and checkpoints record it
+            config.batch = self.arch.preferred_batch()
         self.progress = Progress()
         if resume is not None:
             self._restore(resume)
@@ -148,7 +157,7 @@ class Trainer:
             workers=config.workers, pin_memory=self.device.type == "cuda"))
         n = grid_side(self.spec.resolution)
         # Conditional models: one class per column, as the cGAN report laid them out.
-        self.grid_cols = self.spec.num_classes if arch_cls.conditional else n
+        self.grid_cols = self.spec.num_classes if self.arch.conditional else n
         self.grid_count = n * self.grid_cols
         self._tick_sums: dict[str, float] = {}
         self._tick_steps = 0
@@ -158,6 +167,8 @@ class Trainer:
         self.gif = ProgressGif()
         if self.is_main:
             self._prepare_run_dir(resumed=resume is not None)
+            self._write_network_summary()
+            self._tick_start = time.monotonic()     # the summary's passes are not training
         self.metrics = None      # --metrics: scored at snapshots (ganzoo/metrics/training.py)
         if config.metrics and self.is_main:
             from ganzoo.metrics.training import TrainingMetrics
@@ -193,6 +204,17 @@ class Trainer:
         else:
             save_image(grid_image(self._grid_reals(), self.grid_cols, col_titles=self._titles()),
                        self.run_dir / "samples" / "reals.png")
+
+    def _write_network_summary(self) -> None:
+        """network.txt, and the same table on the console, for architectures that give one.
+        Its forward passes run on a forked RNG, so training draws the same numbers with or
+        without it (a resumed run stays identical to an uninterrupted one)."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            text = self.arch.network_summary(self.config.batch)
+        if text:
+            atomic_write_text(self.run_dir / "network.txt", text.rstrip("\n") + "\n")
+            self.view.message(text.rstrip("\n"))
 
     def _titles(self) -> tuple[str, ...]:
         return self.spec.class_names if self.arch.conditional else ()

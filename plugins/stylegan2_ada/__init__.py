@@ -1,0 +1,8 @@
+"""StyleGAN2-ADA (Karras et al. 2020) as a ganzoo plugin, written from the papers."""
+from ganzoo import hookimpl
+
+
+@hookimpl
+def ganzoo_architectures():
+    from ganzoo_plugins.stylegan2_ada.model import StyleGAN2ADA
+    return [StyleGAN2ADA]

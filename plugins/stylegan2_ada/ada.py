@@ -1,0 +1,69 @@
+"""Adaptive augmentation probability (Karras et al. 2020, "Training Generative Adversarial
+Networks with Limited Data", section 3).
+
+The overfitting heuristic is r_t = E[sign(D(x_real))] over D's outputs on (augmented) reals,
+gathered over ``interval`` minibatches. Then p moves by sign(r_t - target) times a step sized
+so that p could cross from 0 to 1 in ``speed_kimg`` thousand real images (paper: target 0.6,
+every 4 minibatches, 500 kimg), and is clamped to [0, 1].
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+class AdaController:
+    """Tracks r_t and adjusts p.
+
+    Per minibatch: ``accumulate(real_logits)`` (any shape, e.g. [N, 1]), then
+    ``step(batch_size)``; every ``interval``-th step updates p and returns it (else None).
+    """
+
+    def __init__(self, target: float = 0.6, interval: int = 4, speed_kimg: float = 500,
+                 p: float = 0.0):
+        if interval < 1 or speed_kimg <= 0:
+            raise ValueError("interval must be >= 1 and speed_kimg > 0")
+        self.target, self.interval = float(target), int(interval)
+        self.speed_kimg = float(speed_kimg)
+        self.p = min(max(float(p), 0.0), 1.0)
+        self.rt: float | None = None
+        self._sign_sum: Tensor | float = 0.0  # kept on D's device: no sync per minibatch
+        self._count = 0
+        self._batches = 0
+        self._images = 0
+
+    def accumulate(self, real_logits: Tensor) -> None:
+        """Add D's outputs on the augmented reals of one minibatch to the running r_t."""
+        logits = real_logits.detach()
+        self._sign_sum = self._sign_sum + torch.sign(logits).sum()
+        self._count += logits.numel()
+
+    def step(self, batch_size: int) -> float | None:
+        """Count one minibatch of ``batch_size`` reals; every ``interval`` calls update p."""
+        self._batches += 1
+        self._images += int(batch_size)
+        if self._batches < self.interval:
+            return None
+        if self._count > 0:
+            self.rt = float(self._sign_sum) / self._count
+            # Step proportional to the images seen since the last update, so that moving p
+            # by a whole unit takes speed_kimg thousand images.
+            delta = math.copysign(1.0, self.rt - self.target) if self.rt != self.target else 0.0
+            self.p = min(max(self.p + delta * self._images / (self.speed_kimg * 1000), 0.0), 1.0)
+        self._sign_sum, self._count, self._batches, self._images = 0.0, 0, 0, 0
+        return self.p
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume exactly, including a partly gathered interval."""
+        return {"target": self.target, "interval": self.interval, "speed_kimg": self.speed_kimg,
+                "p": self.p, "rt": self.rt, "sign_sum": float(self._sign_sum),
+                "count": self._count, "batches": self._batches, "images": self._images}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.target, self.interval = float(d["target"]), int(d["interval"])
+        self.speed_kimg, self.p = float(d["speed_kimg"]), float(d["p"])
+        self.rt = None if d.get("rt") is None else float(d["rt"])
+        self._sign_sum, self._count = float(d.get("sign_sum", 0.0)), int(d.get("count", 0))
+        self._batches, self._images = int(d.get("batches", 0)), int(d.get("images", 0))

@@ -1,0 +1,233 @@
+"""StyleGAN2-ADA as a ganzoo architecture: networks, optimisers, the generator's weight
+average, the augmentation and its adaptive probability, and the training state.
+
+One ``train_step`` is one minibatch of the published loop: the phases Gmain, Greg (every
+``pl_interval`` minibatches), Dmain and Dreg (every ``r1_interval``), each its own Adam step
+with the lazy-regularisation correction of learning rate and betas; then the EMA update of G
+and, every 4 minibatches, the ADA update of p from the signs of D's outputs on reals.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ganzoo import Architecture, DataSpec
+from ganzoo.ema import GeneratorEMA
+from ganzoo.errors import GanzooError
+from ganzoo_plugins.stylegan2_ada.ada import AdaController
+from ganzoo_plugins.stylegan2_ada.augment import AugmentPipe
+from ganzoo_plugins.stylegan2_ada.config import (ADAM_BETAS, ADAM_EPS, PL_BATCH_SHRINK,
+                                                 PL_DECAY, StyleGAN2ADAConfig, cfg_batch,
+                                                 lazy_adam, resolve)
+from ganzoo_plugins.stylegan2_ada.loss import LossSettings, StyleGAN2Loss
+from ganzoo_plugins.stylegan2_ada.networks import Discriminator, Generator, NetworkSpec
+from ganzoo_plugins.stylegan2_ada.summary import network_summary
+
+ADA_INTERVAL = 4          # minibatches between updates of p
+GENERATE_CHUNK = 32       # images per forward pass in generate(), to bound memory
+
+Phase = Callable[[], tuple[Tensor, dict[str, float]]]     # () -> (loss, stats)
+
+
+def network_spec(config: StyleGAN2ADAConfig, data: DataSpec) -> NetworkSpec:
+    """The networks a resolved config asks for."""
+    c = config
+    return NetworkSpec(resolution=data.resolution, channels=data.channels,
+                       c_dim=data.num_classes if c.cond else 0, z_dim=c.z_dim, w_dim=c.w_dim,
+                       mapping_layers=c.map, channel_base=c.cbase, channel_max=c.cmax,
+                       num_fp16_res=c.fp16_res, conv_clamp=c.conv_clamp_value,
+                       mbstd_group=c.mbstd_group)
+
+
+class StyleGAN2ADA(Architecture):
+    """StyleGAN2 with adaptive discriminator augmentation (Karras et al. 2020).
+
+    --cfg picks the published hyperparameters (every one overridable); --cond trains a
+    class-conditional model on the data's labels."""
+
+    name = "stylegan2-ada"
+    Config = StyleGAN2ADAConfig
+    supports_truncation = True
+    supports_noise_mode = True
+    resolutions = tuple(2 ** i for i in range(3, 12))     # 8 ... 2048
+    default_batch = 32            # --cfg auto at 64x64; preferred_batch() follows --cfg
+    default_kimg = 25000.0        # the published training length
+
+    def __init__(self, config: StyleGAN2ADAConfig, data: DataSpec, device: torch.device):
+        super().__init__(config, data, device)
+        if config.cond and not data.num_classes:
+            raise GanzooError("--cond: the data has no labels (use class subfolders or a "
+                              "labelled data set), or train without --cond")
+        # The resolved config is what config.json and checkpoints record.
+        self.config = c = resolve(config, data.resolution)
+        self.conditional = c.cond
+        spec = network_spec(c, data)
+        self.G = Generator(spec).to(self.device).requires_grad_(False)
+        self.D = Discriminator(spec).to(self.device).requires_grad_(False)
+        self.ema = GeneratorEMA(self.G, c.ema, c.ema_rampup or None)
+        self.augment_pipe = AugmentPipe(c.augpipe).to(self.device) if c.aug != "none" else None
+        if self.augment_pipe is not None:
+            self.augment_pipe.p.copy_(torch.as_tensor(c.p))
+        self.ada = AdaController(c.target, ADA_INTERVAL, c.ada_kimg, c.p) \
+            if c.aug == "ada" else None
+        self.loss = StyleGAN2Loss(self.G, self.D, LossSettings(
+            c.gamma, c.pl_weight, c.style_mixing, c.r1_interval, c.pl_interval,
+            PL_BATCH_SHRINK, PL_DECAY), augment=self.augment_pipe)
+        self.opt_g = self._adam(self.G, c.pl_interval)
+        self.opt_d = self._adam(self.D, c.r1_interval)
+        self.batch_idx = 0        # minibatches trained: schedules the lazy phases
+        self.images_seen = 0      # what the EMA ramp-up counts
+        # r1 and pl are computed every 16th / 4th minibatch; the latest values are logged
+        # every minibatch, so the trainer's per-tick means are means of current values.
+        self.held: dict[str, float] = {}
+
+    def _adam(self, module: nn.Module, reg_interval: int) -> torch.optim.Adam:
+        lr, betas = lazy_adam(self.config.lr, ADAM_BETAS, reg_interval)
+        return torch.optim.Adam(module.parameters(), lr=lr, betas=betas, eps=ADAM_EPS)
+
+    def preferred_batch(self) -> int:
+        return cfg_batch(self.config, self.data.resolution)
+
+    # -- training --------------------------------------------------------------------------------
+
+    def train_step(self, reals: Tensor, labels: Tensor | None) -> dict[str, float]:
+        n, c = reals.shape[0], self.config
+        self._check_batch(n)
+        cond = self._one_hot(labels, n)
+        z = lambda: torch.randn(n, c.z_dim, device=self.device)  # noqa: E731
+        due = lambda interval: self.batch_idx % interval == 0    # noqa: E731
+        # Fakes take the real minibatch's labels: an unbiased draw from the data's classes.
+        stats = self._run(self.G, self.opt_g, lambda: self.loss.generator_main(z(), cond))
+        if c.pl_weight > 0 and due(c.pl_interval):
+            self.held.update(self._run(self.G, self.opt_g,
+                                       lambda: self.loss.generator_reg(z(), cond)))
+        stats |= self._run(self.D, self.opt_d, lambda: self._discriminator_main(reals, cond, z()))
+        if c.gamma > 0 and due(c.r1_interval):
+            self.held.update(self._run(self.D, self.opt_d,
+                                       lambda: self.loss.discriminator_reg(reals, cond)))
+        self.ema.update(self.G, n, self.images_seen)   # ramp-up counts images before this one
+        self.images_seen += n
+        self.batch_idx += 1
+        if self.ada is not None:
+            p = self.ada.step(n)
+            if p is not None:
+                self.augment_pipe.p.copy_(torch.as_tensor(p))
+        return {**stats, **self.held, "augment_p": self.augment_p}
+
+    def _discriminator_main(self, reals: Tensor, cond: Tensor, z: Tensor
+                            ) -> tuple[Tensor, dict[str, float]]:
+        loss, stats, real_logits = self.loss.discriminator_main(reals, cond, z, cond)
+        if self.ada is not None:
+            self.ada.accumulate(real_logits)
+        # The sign mean of this minibatch: its mean over a tick is that tick's r_t.
+        return loss, {**stats, "rt": real_logits.sign().mean().item()}
+
+    @staticmethod
+    def _run(module: nn.Module, opt: torch.optim.Optimizer, phase: Phase) -> dict[str, float]:
+        """One phase: gradients of ``phase()``'s loss for ``module`` only, one Adam step."""
+        module.requires_grad_(True)
+        opt.zero_grad(set_to_none=True)
+        loss, stats = phase()
+        loss.backward()
+        # fp16 layers can overflow: a non-finite gradient entry must not poison Adam's moments.
+        for param in module.parameters():
+            if param.grad is not None:
+                torch.nan_to_num_(param.grad, nan=0.0, posinf=1e5, neginf=-1e5)
+        opt.step()
+        module.requires_grad_(False)
+        return stats
+
+    def _check_batch(self, n: int) -> None:
+        group = min(self.config.mbstd_group, n)
+        if n % group:
+            raise GanzooError(f"--batch {n} is not a multiple of the minibatch-stddev group "
+                              f"{group} (--mbstd-group)")
+
+    def _one_hot(self, labels: Tensor | None, n: int) -> Tensor:
+        """[N, num_classes] one-hot class vectors; [N, 0] when unconditional."""
+        if not self.conditional:
+            return torch.zeros(n, 0, device=self.device)
+        if labels is None:
+            raise GanzooError("stylegan2-ada --cond needs labels for every minibatch")
+        return nn.functional.one_hot(labels.to(self.device).long(),
+                                     self.data.num_classes).float()
+
+    @property
+    def augment_p(self) -> float:
+        return float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0
+
+    # -- sampling --------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(self, n: int, *, seed: int | None = None, labels: Tensor | None = None,
+                 truncation_psi: float = 1.0, noise_mode: str = "const", **options) -> Tensor:
+        """Images from the weight-averaged generator. ``noise_mode`` "const" (default) uses
+        each layer's fixed noise image, "random" draws it (from ``seed``), "none" leaves it
+        out. ``labels`` [n] or one class for all (conditional models only; None cycles
+        through the classes)."""
+        if options:
+            raise TypeError(f"unknown generate options: {', '.join(options)}")
+        z = self.seeded_normal(n, self.config.z_dim, seed)
+        if labels is not None and not self.conditional:
+            raise GanzooError("labels given, but this stylegan2-ada model is unconditional "
+                              "(train with --cond)")
+        if self.conditional and labels is None:   # no class asked for: cycle through them
+            labels = torch.arange(n, device=self.device) % self.data.num_classes
+        if labels is not None:
+            labels = labels.to(self.device).expand(n) if labels.numel() == 1 else labels
+        cond = self._one_hot(labels, n)
+        G = self.ema.model
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):      # random noise: seeded, and no
+            if seed is not None:                           # effect on training's RNG
+                torch.manual_seed(seed)
+            images = [G(zc, cc, truncation_psi=truncation_psi, noise_mode=noise_mode)
+                      for zc, cc in zip(z.split(GENERATE_CHUNK), cond.split(GENERATE_CHUNK))]
+        return torch.cat(images).clamp(-1, 1)
+
+    # -- network summary -------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def network_summary(self, batch: int) -> str:
+        """The G and D layer tables (Appendix B layout). The networks run on one sample
+        (cheap at any resolution); output shapes are shown for a minibatch of ``batch``."""
+        gen = torch.Generator().manual_seed(0)
+        z = torch.randn(1, self.config.z_dim, generator=gen).to(self.device)
+        cond = self._one_hot(torch.zeros(1, dtype=torch.long) if self.conditional else None, 1)
+        img = torch.randn(1, self.data.channels, self.data.resolution, self.data.resolution,
+                          generator=gen).to(self.device)
+        tables = [network_summary(self.G, z, cond, title="Generator"),
+                  network_summary(self.D, img, cond, title="Discriminator")]
+        for table in tables:
+            table.rows = [dataclasses.replace(r, shape=(batch, *r.shape[1:]))
+                          if r.shape else r for r in table.rows]
+        return "\n\n".join(t.format() for t in tables)
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
+                "G_ema": self.ema.model.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "pl_mean": self.loss.pl_mean.clone(), "augment_p": self.augment_p,
+                "ada": self.ada.state_dict() if self.ada is not None else None,
+                "batch_idx": self.batch_idx, "images_seen": self.images_seen,
+                "held": dict(self.held)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.ema.model.load_state_dict(state["G_ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.loss.pl_mean = state["pl_mean"].to(self.device)
+        if self.augment_pipe is not None:
+            self.augment_pipe.p.copy_(torch.as_tensor(state["augment_p"]))
+        if self.ada is not None and state.get("ada") is not None:
+            self.ada.load_state_dict(state["ada"])
+        self.batch_idx = int(state["batch_idx"])
+        self.images_seen = int(state["images_seen"])
+        self.held = dict(state.get("held", {}))
