@@ -31,6 +31,7 @@ from ganzoo.data.prepare import RESIZE_FILTERS
 from ganzoo.data.source import ImageSet
 from ganzoo.errors import GanzooError
 from ganzoo.progress import ProgressLine
+from ganzoo.runlock import RunLock
 from ganzoo.viz import ProgressGif, grid_image, grid_side, save_image
 
 SAMPLE_SEED = 1234   # fixed latents for sample grids, so grids are comparable over time
@@ -165,7 +166,9 @@ class Trainer:
         self._tick_images = self.progress.images
         self._last_sec_per_kimg: float | None = None
         self.gif = ProgressGif()
+        self.lock = RunLock(self.run_dir)
         if self.is_main:
+            self.lock.acquire()        # before anything in the run directory is touched
             self._prepare_run_dir(resumed=resume is not None)
             self._write_network_summary()
             self._tick_start = time.monotonic()     # the summary's passes are not training
@@ -261,18 +264,21 @@ class Trainer:
         total = round(self.config.kimg * 1000)
         self.view.message(f"training {self.arch.name} on {self.data.name} "
                           f"({len(self.data)} images, {self.spec.resolution}px) -> {self.run_dir}")
-        previous = self._install_signal_handlers()
         try:
-            self.advance(total)
+            previous = self._install_signal_handlers()
+            try:
+                self.advance(total)
+            finally:
+                self._restore_signal_handlers(previous)
+            if self.stop_signal is not None:
+                path = self.save()
+                raise Stop(f"stopped by {signal.Signals(self.stop_signal).name} at kimg "
+                           f"{self.progress.kimg:.3f}; checkpoint {path}; continue with "
+                           f"--resume {self.run_dir}")
+            self.finish()
+            return self.run_dir
         finally:
-            self._restore_signal_handlers(previous)
-        if self.stop_signal is not None:
-            path = self.save()
-            raise Stop(f"stopped by {signal.Signals(self.stop_signal).name} at kimg "
-                       f"{self.progress.kimg:.3f}; checkpoint {path}; continue with "
-                       f"--resume {self.run_dir}")
-        self.finish()
-        return self.run_dir
+            self.lock.release()
 
     def advance(self, target_images: int) -> None:
         """Train until ``target_images`` have been shown (or a stop signal arrives)."""

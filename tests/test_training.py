@@ -147,6 +147,30 @@ def test_sigterm_saves_checkpoint_and_resume_matches(tmp_path):
     assert_same_state(final_state(next((tmp_path / "ref").iterdir())), final_state(run))
 
 
+def test_second_trainer_on_a_running_run_is_refused_and_a_killed_one_leaves_no_lock(tmp_path):
+    """`--resume` of a run another process is still training is one line, exit 1, and
+    touches nothing; once that process is SIGKILLed the lock is gone with it."""
+    proc = _start([*TRAIN, "--kimg", "5", "--snap", "0.032", "--out", "out"], tmp_path)
+    deadline = time.time() + 120
+    while not any((tmp_path / "out").glob("*/checkpoints/ckpt-*.pt")):
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    run = next((tmp_path / "out").iterdir())
+    config_before = (run / "config.json").read_bytes()
+    second = run_ganzoo("train", "dcgan", "--resume", str(run), "-q", cwd=tmp_path)
+    assert second.returncode == 1 and "Traceback" not in second.stderr
+    assert "being trained by another process" in second.stderr
+    assert f"pid {proc.pid}" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+    assert (run / "config.json").read_bytes() == config_before
+    proc.kill()
+    proc.wait()
+    images = read_checkpoint(checkpoints_of(run)[-1])["progress"]["images"]
+    done = run_ganzoo("train", "dcgan", "--resume", str(run), "--kimg",
+                      str((images + 64) / 1000), "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
 def _stats_lines(out: Path) -> int:
     files = list(out.glob("*/stats.jsonl"))
     return len(files[0].read_text().splitlines()) if files else 0
