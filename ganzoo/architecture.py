@@ -69,6 +69,8 @@ class Architecture(abc.ABC):
     #: Whether the model draws a given class. An architecture whose conditioning is an
     #: option (stylegan2-ada --cond) sets it per instance and checks the data's labels itself.
     conditional: bool = False
+    #: What ``--class`` on an unconditional model tells the user to do instead.
+    unconditional_hint: ClassVar[str] = "use a conditional model such as cgan"
     #: Whether generate() understands ``truncation_psi``.
     supports_truncation: ClassVar[bool] = False
     #: Whether generate() understands ``noise_mode`` ("const", "random" or "none").

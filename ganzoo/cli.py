@@ -384,10 +384,8 @@ def parse_seeds(text: str) -> list[int]:
 
 def require_conditional(model: Architecture, where: str) -> None:
     if not model.conditional:
-        # An architecture whose conditioning is an option (stylegan2-ada --cond) says so.
-        hint = ("train it with --cond" if hasattr(model.config, "cond")
-                else "use a conditional model such as cgan")
-        raise GanzooError(f"--class: {model.name} ({where}) is unconditional; {hint}")
+        raise GanzooError(f"--class: {model.name} ({where}) is unconditional; "
+                          f"{model.unconditional_hint}")
 
 
 def parse_class(text: str, model: Architecture, where: str) -> int:

@@ -52,6 +52,7 @@ class StyleGAN2ADA(Architecture):
     Config = StyleGAN2ADAConfig
     supports_truncation = True
     supports_noise_mode = True
+    unconditional_hint = "train it with --cond"
     resolutions = tuple(2 ** i for i in range(3, 12))     # 8 ... 2048
     default_batch = 32            # --cfg auto at 64x64; preferred_batch() follows --cfg
     default_kimg = 25000.0        # the published training length
