@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from ganzoo import distributed
 from ganzoo.architecture import Architecture, option
 from ganzoo.ema import GeneratorEMA
 from ganzoo.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
@@ -120,9 +121,10 @@ class GANArchitecture(Architecture):
     def train_step(self, reals: Tensor, labels: Tensor | None) -> dict[str, float]:
         stats = adversarial_step(self.g_forward, self.d_forward, self.opt_g, self.opt_d,
                                  reals, labels, self.setup)
-        self.images_seen += reals.shape[0]
+        n = reals.shape[0] * distributed.world_size()   # images of the global minibatch
+        self.images_seen += n
         if self.ema is not None:
-            self.ema.update(self.G, reals.shape[0], self.images_seen)
+            self.ema.update(self.G, n, self.images_seen)
         return stats
 
     @property

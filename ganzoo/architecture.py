@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ganzoo.errors import GanzooError
 
@@ -107,6 +107,16 @@ class Architecture(abc.ABC):
         """The minibatch ``ganzoo train`` uses when --batch is not given; an architecture whose
         config derives it from the data overrides this (stylegan2-ada --cfg auto)."""
         return self.default_batch
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """The optimisers whose gradients distributed training averages over the ranks before
+        each step (ganzoo/distributed.py); by default every optimiser attribute."""
+        return [v for v in vars(self).values() if isinstance(v, torch.optim.Optimizer)]
+
+    def networks(self) -> list[nn.Module]:
+        """The trained networks: distributed training starts them equal on every rank and
+        turns their BatchNorm layers into SyncBatchNorm; by default every module attribute."""
+        return [v for v in vars(self).values() if isinstance(v, nn.Module)]
 
     def network_summary(self, batch: int) -> str | None:
         """A text table of the networks (layers, parameters, output shapes) for a minibatch

@@ -27,6 +27,8 @@ from ganzoo.data import (DatasetSource, ImageSet, PrepareOptions, find_source, r
                          unknown_data)
 from ganzoo.data.prepare import RESIZE_FILTERS, check_options
 from ganzoo.data.zipset import write_zip
+from ganzoo import distributed
+from ganzoo.distributed import Rank, elastic_run, restarted_by_torchrun
 from ganzoo.errors import GanzooError
 from ganzoo.registry import Registry, get_registry
 from ganzoo.trainer import ResumeState, Stop, Trainer, TrainConfig, pick_device
@@ -221,6 +223,7 @@ def data_info_command(ctx, spec, resolution, channels, preview):
 TRAINER_OPTIONS = {"data", "resolution", "channels", "kimg", "batch", "seed", "tick", "snap",
                    "keep", "max_images", "xflip", "resize_filter", "out", "device", "workers",
                    "metrics", "metrics_every", "metrics_extractor", "feature_weights"}
+LAUNCH_OPTIONS = {"resume", "trust", "quiet", "gpus"}
 
 
 class TrainGroup(click.Group):
@@ -252,7 +255,7 @@ def train_group() -> None:
 
 def make_train_command(cls: type[Architecture], reg: Registry) -> click.Command:
     arch_options = config_options(cls.Config)
-    clash = {o.name for o in arch_options} & (TRAINER_OPTIONS | {"resume", "trust", "quiet"})
+    clash = {o.name for o in arch_options} & (TRAINER_OPTIONS | LAUNCH_OPTIONS)
     if clash:
         raise GanzooError(f"architecture {cls.name}: Config field(s) {', '.join(sorted(clash))}"
                           " collide with trainer options")
@@ -307,6 +310,10 @@ def make_train_command(cls: type[Architecture], reg: Registry) -> click.Command:
         click.Option(["--trust"], is_flag=True,
                      help="allow checkpoints that need pickle code execution"),
         click.Option(["--quiet", "-q"], is_flag=True, help="no progress line"),
+        click.Option(["--gpus"], type=int, default=1, show_default=True, metavar="N",
+                     help="train data-parallel in N processes on this machine, one per GPU "
+                     "(N CPU processes with --device cpu); --batch stays the global "
+                     "minibatch. Several machines: torchrun -m ganzoo train ..."),
     ]
 
     def callback(**params):
@@ -327,6 +334,17 @@ def run_train(cls: type[Architecture], reg: Registry, params: dict, ctx: click.C
     quiet = params.pop("quiet")
     trust = params.pop("trust")
     resume_ref = params.pop("resume")
+    gpus = params.pop("gpus")
+    ranks = Rank.from_env()
+    if gpus != 1 and not ranks.distributed:
+        argv = (ctx.obj or {}).get("argv", sys.argv[1:])
+        return launch_processes(gpus, params["device"], argv)
+    restarted = False
+    if ranks.distributed:       # joined before anything is decided, so rank 0 can decide
+        distributed.start(ranks, pick_device(params["device"]))
+        if not resume_ref and restarted_by_torchrun():
+            resume_ref = resume_after_restart(ranks, Path(params["out"]))
+            restarted = resume_ref is not None
     arch_values = {k: params[k] for k in arch_fields}
     train_values = {k: params[k] for k in TRAINER_OPTIONS}
     resume, run_dir = None, None
@@ -338,7 +356,7 @@ def run_train(cls: type[Architecture], reg: Registry, params: dict, ctx: click.C
                               f"'{data['architecture']}', not '{cls.name}'")
         ignored = sorted(k for k in given - {"kimg", "out", "device", "workers"}
                          if k in arch_values or k in train_values)
-        if ignored:
+        if ignored and ranks.is_main and not restarted:
             click.echo("warning: on --resume the run's saved options are used; ignoring "
                        + ", ".join("--" + k.replace("_", "-") for k in ignored), err=True)
         train_values = {**data["train"], **{k: train_values[k] for k in
@@ -353,10 +371,55 @@ def run_train(cls: type[Architecture], reg: Registry, params: dict, ctx: click.C
                       run_dir=run_dir, quiet=quiet, plugin=(plugin.name, plugin.version))
     try:
         trainer.run()
+        code = 0
     except Stop as stop:
-        click.echo(str(stop), err=True)
-        return 128 + (trainer.stop_signal or 0)
-    return 0
+        if trainer.is_main:
+            click.echo(str(stop), err=True)
+        code = 128 + (trainer.stop_signal or 0)
+    except BaseException:
+        distributed.stop()        # a failed rank: the others may be gone, do not wait
+        raise
+    distributed.stop(wait=True)
+    return code
+
+
+def resume_after_restart(ranks: Rank, out: Path) -> str | None:
+    """After torchrun --max-restarts restarted the workers: the run this job was training
+    (rank 0 looks, every rank gets its answer), or None if it saved no checkpoint yet."""
+    run = distributed.broadcast_object(elastic_run(out) if ranks.is_main else None)
+    if run and ranks.is_main:
+        click.echo(f"torchrun restart {os.environ.get('TORCHELASTIC_RESTART_COUNT')}: "
+                   f"resuming {run}", err=True)
+    return run
+
+
+def without_option(argv: list[str], name: str) -> list[str]:
+    """``argv`` less ``--name VALUE`` / ``--name=VALUE``."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            out.append(arg)
+    return out
+
+
+def launch_processes(n: int, device: str, argv: list[str]) -> int:
+    """``ganzoo train --gpus N``: the same command in N processes through torch.distributed's
+    launcher (what torchrun --standalone does)."""
+    if n < 1:
+        raise GanzooError(f"--gpus must be >= 1, got {n}")
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        have = torch.cuda.device_count()
+        if n > have:
+            raise GanzooError(f"--gpus {n}: this machine has {have} CUDA device(s)"
+                              + ("" if have else "; use --device cpu for CPU processes"))
+    elif device == "auto":
+        raise GanzooError(f"--gpus {n}: no CUDA device is available; add --device cpu to "
+                          f"train in {n} CPU processes")
+    return distributed.launch(n, without_option(argv, "--gpus"))
 
 
 # -- generate ---------------------------------------------------------------------------------
@@ -523,7 +586,8 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in argv or os.environ.get("GANZOO_DEBUG") == "1"
     try:
         add_plugin_commands()
-        code = cli.main(args=argv, prog_name="ganzoo", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="ganzoo", standalone_mode=False,
+                        obj={"argv": argv})   # --gpus relaunches the command
         if isinstance(code, int) and code:   # ctx.exit(N) comes back as a return value
             sys.exit(code)
     except GanzooError as e:

@@ -1,8 +1,10 @@
 """The one training loop for every architecture.
 
 The trainer owns everything architectures share: data, kimg counting, ticks, the progress
-line, stats.jsonl, sample grids, checkpoints, resume and signals. It is rank-aware: only rank 0
-writes (distributed data-parallel training itself is not implemented yet).
+line, stats.jsonl, sample grids, checkpoints, resume and signals. Under torchrun it trains
+data-parallel (ganzoo/distributed.py): ``--batch`` is the global minibatch, each rank trains on
+its slice of it, ranks agree on stop requests and logged values every step, and only rank 0
+writes to the run directory.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 import ganzoo
+from ganzoo import distributed
 from ganzoo.architecture import Architecture, DataSpec
 from ganzoo.atomic import atomic_write_text
 from ganzoo.checkpoint import (Progress, checkpoint_path, checkpoints_of, load_state,
@@ -29,6 +32,7 @@ from ganzoo.data import PrepareOptions, resolve_data
 from ganzoo.data.loader import BatchOrder, ImageSetDataset, make_loader
 from ganzoo.data.prepare import RESIZE_FILTERS
 from ganzoo.data.source import ImageSet
+from ganzoo.distributed import GradientAverager, Rank
 from ganzoo.errors import GanzooError
 from ganzoo.progress import ProgressLine
 from ganzoo.runlock import RunLock
@@ -124,12 +128,10 @@ class Trainer:
                  registry, *, resume: ResumeState | None = None, run_dir: Path | None = None,
                  quiet: bool = False, plugin: tuple[str, str] = ("?", "?")):
         self.config = config
-        self.rank = int(os.environ.get("RANK", 0))
-        if int(os.environ.get("WORLD_SIZE", 1)) > 1:
-            raise GanzooError("distributed training (torchrun / WORLD_SIZE > 1) is not "
-                              "implemented yet")
-        self.is_main = self.rank == 0
-        self.device = pick_device(config.device)
+        self.ranks = Rank.from_env()
+        self.rank, self.world_size = self.ranks.rank, self.ranks.world_size
+        self.is_main = self.ranks.is_main
+        self.device = distributed.start(self.ranks, pick_device(config.device))
         self.plugin_name, self.plugin_version = plugin
         self.data: ImageSet = resolve_data(
             config.data, PrepareOptions(config.resolution, config.channels, config.max_images,
@@ -147,14 +149,19 @@ class Trainer:
         self.progress = Progress()
         if resume is not None:
             self._restore(resume)
-        self.run_dir = run_dir or new_run_dir(Path(config.out), arch_cls.name, self.data.name)
+        if self.ranks.distributed:
+            self._start_ranks()
+        if run_dir is None and self.is_main:
+            run_dir = new_run_dir(Path(config.out), arch_cls.name, self.data.name)
+        self.run_dir = distributed.broadcast_object(run_dir)
         self.view = ProgressLine(config.kimg, quiet=quiet or not self.is_main)
         self.stop_signal: int | None = None
         self.step_images = config.batch * self.arch.batches_per_step
         dataset = ImageSetDataset(self.data, xflip=config.xflip)
         self.loader_iter = iter(make_loader(
             dataset, BatchOrder(len(dataset), self.step_images, config.seed,
-                                start=self.progress.images),
+                                start=self.progress.images, rank=self.rank,
+                                world_size=self.world_size),
             workers=config.workers, pin_memory=self.device.type == "cuda"))
         n = grid_side(self.spec.resolution)
         # Conditional models: one class per column, as the cGAN report laid them out.
@@ -172,11 +179,14 @@ class Trainer:
             self._prepare_run_dir(resumed=resume is not None)
             self._write_network_summary()
             self._tick_start = time.monotonic()     # the summary's passes are not training
+        self.gradient_averager = None
+        if self.ranks.distributed:     # after the summary: rank 0 alone runs its passes
+            for net in self.arch.networks():
+                distributed.convert_batchnorm(net)
+            self.gradient_averager = GradientAverager(self.arch.optimizers())
         self.metrics = None      # --metrics: scored at snapshots (ganzoo/metrics/training.py)
-        if config.metrics and self.is_main:
-            from ganzoo.metrics.training import TrainingMetrics
-            self.metrics = TrainingMetrics(self, registry)
-            self._tick_start = time.monotonic()     # its setup is not training time
+        if config.metrics:
+            self._setup_metrics(registry)
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -189,6 +199,27 @@ class Trainer:
         self.progress = Progress(**data["progress"])
         restore_rng(data["rng"])
 
+    def _setup_metrics(self, registry) -> None:
+        from ganzoo.metrics.training import TrainingMetrics
+        if self.is_main:
+            self.metrics = TrainingMetrics(self, registry)
+        # Other ranks build theirs from what rank 0 just built and cached (feature network,
+        # reference statistics), instead of all computing them at once.
+        distributed.barrier()
+        if not self.is_main:
+            self.metrics = TrainingMetrics(self, registry)
+        self._tick_start = time.monotonic()     # its setup is not training time
+
+    def _start_ranks(self) -> None:
+        """Distributed setup: every rank starts from rank 0's weights, and draws its own
+        random numbers (seeded from the run seed, its rank and the images trained)."""
+        if self.config.batch % self.world_size:
+            raise GanzooError(f"--batch {self.config.batch} is the global minibatch; it must "
+                              f"be a multiple of the {self.world_size} processes")
+        distributed.broadcast_module_states(self.arch.networks())
+        torch.manual_seed(distributed.rank_seed(self.config.seed, self.rank,
+                                                self.progress.images))
+
     def _prepare_run_dir(self, resumed: bool) -> None:
         (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(self.run_dir)
@@ -198,7 +229,8 @@ class Trainer:
                   "config": dataclasses.asdict(self.arch.config),
                   "train": dataclasses.asdict(self.config), "data_spec": self.spec.to_dict(),
                   "data": {"name": self.data.name, "images": len(self.data)},
-                  "command": sys.argv}
+                  "command": sys.argv, "processes": self.world_size,
+                  "job": distributed.job_id()}   # a torchrun restart finds its run by this
         atomic_write_text(self.run_dir / "config.json", json.dumps(config, indent=2) + "\n")
         if resumed:
             self._truncate_stats()
@@ -279,6 +311,8 @@ class Trainer:
             return self.run_dir
         finally:
             self.lock.release()
+            if self.gradient_averager is not None:
+                self.gradient_averager.remove()
 
     def advance(self, target_images: int) -> None:
         """Train until ``target_images`` have been shown (or a stop signal arrives)."""
@@ -300,10 +334,12 @@ class Trainer:
             labels = labels.to(self.device, non_blocking=True)
         else:
             labels = None
-        stats = self.arch.train_step(reals, labels)
+        if self.ranks.distributed:
+            stats = self._distributed_step(reals, labels)
+        else:
+            stats = {k: float(v) for k, v in self.arch.train_step(reals, labels).items()}
         self.progress.step += 1
         for k, v in stats.items():
-            v = float(v)
             if not math.isfinite(v):
                 last = checkpoints_of(self.run_dir)
                 where = f"last good checkpoint: {last[-1]}" if last else "no checkpoint yet"
@@ -311,8 +347,29 @@ class Trainer:
                                   f"{self.progress.kimg:.3f}); stopped ({where})")
             self._tick_sums[k] = self._tick_sums.get(k, 0.0) + v
         self._tick_steps += 1
-        self.progress.images += reals.shape[0]
+        self.progress.images += reals.shape[0] * self.world_size
         self.view.update(self.progress.kimg, self._last_sec_per_kimg, self._tick_means())
+
+    def _distributed_step(self, reals, labels) -> dict[str, float]:
+        """train_step on this rank's slice, then one all-reduce that averages the logged
+        values over the ranks and spreads a stop request, so every rank stops on the same
+        step. A lost rank surfaces here as a collective error: one line naming this rank."""
+        try:
+            stats = self.arch.train_step(reals, labels)
+            keys = sorted(stats)
+            packed = torch.tensor([float(self.stop_signal is not None)]
+                                  + [float(stats[k]) for k in keys], dtype=torch.float64,
+                                  device=self.device)
+            distributed.all_reduce_sum_(packed)
+        except RuntimeError as e:
+            last = checkpoints_of(self.run_dir) if self.run_dir else []
+            where = f"last checkpoint: {last[-1]}" if last else "no checkpoint yet"
+            raise GanzooError(f"rank {self.rank}: step {self.progress.step + 1} failed: "
+                              f"{distributed.first_line(e)} (a lost rank shows here; the "
+                              f"launcher names it); {where}") from None
+        if packed[0] > 0 and self.stop_signal is None:
+            self.stop_signal = signal.SIGTERM      # another rank was asked to stop
+        return {k: float(v) / self.world_size for k, v in zip(keys, packed[1:].tolist())}
 
     def _tick_means(self) -> dict[str, float]:
         return {k: v / max(1, self._tick_steps) for k, v in self._tick_sums.items()}
@@ -353,10 +410,10 @@ class Trainer:
                 save_image(img, self.run_dir / "final.png")
             self.gif.add(img)
             self.gif.write(self.run_dir / "progress.gif")
-            if self.metrics is not None:
-                started = time.monotonic()
-                self.metrics.maybe_run(self, final)
-                self._tick_start += time.monotonic() - started   # not training time
+        if self.metrics is not None:
+            started = time.monotonic()
+            self.metrics.maybe_run(self, final)
+            self._tick_start += time.monotonic() - started   # not training time
         self.save()
         if self.is_main:
             self._refresh_report()
@@ -371,12 +428,23 @@ class Trainer:
 
     def save(self) -> Path:
         path = checkpoint_path(self.run_dir, self.progress.images)
+        if self.ranks.distributed:
+            self._check_ranks_agree()
         if self.is_main:
             save_checkpoint(path, arch=self.arch, plugin=self.plugin_name,
                             plugin_version=self.plugin_version,
                             train=dataclasses.asdict(self.config), progress=self.progress)
             prune_checkpoints(self.run_dir, self.config.keep)
         return path
+
+    def _check_ranks_agree(self) -> None:
+        """Rank 0's checkpoint stands for every rank only if all hold the same weights: they
+        do unless a plugin changes weights outside its optimisers' step()."""
+        differ = distributed.ranks_disagreeing(self.arch.networks())
+        if differ:
+            self.view.message(f"warning: the weights of rank(s) {', '.join(map(str, differ))} "
+                              "differ from rank 0's, whose checkpoint this is (does the "
+                              "architecture update weights outside optimizer.step()?)")
 
     def finish(self) -> None:
         self.snapshot(final=True)

@@ -7,6 +7,7 @@ which extractor (and weights), resize filter, sample counts and seed produced it
 """
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ganzoo import distributed
 from ganzoo.architecture import Architecture
 from ganzoo.data.source import ImageSet
 from ganzoo.errors import GanzooError
@@ -75,15 +77,19 @@ class Samples:
 
 
 def sample_batches(model: Architecture, n: int, seed: int, labels_pool: np.ndarray | None,
-                   batch: int = SAMPLE_BATCH):
+                   batch: int = SAMPLE_BATCH, part: tuple[int, int] = (0, 1)):
     """uint8 batches of ``n`` generated images; batch b uses seed ``seed * 2**20 + b``, and a
-    conditional model gets labels drawn (seeded) from the real label distribution."""
+    conditional model gets labels drawn (seeded) from the real label distribution.
+    ``part=(rank, ranks)`` yields only batches b with b % ranks == rank (distributed
+    evaluation), each the same as in the whole sequence."""
     rng = np.random.default_rng(seed)
     for b, start in enumerate(range(0, n, batch)):
         m = min(batch, n - start)
         labels = None
         if model.conditional and labels_pool is not None:
             labels = torch.from_numpy(rng.choice(labels_pool, m)).to(model.device)
+        if b % part[1] != part[0]:
+            continue
         with torch.no_grad():
             images = model.generate(m, seed=seed * 2 ** 20 + b, labels=labels)
         yield quantise(images)
@@ -120,20 +126,26 @@ class Evaluator:
 
     # -- sampling ---------------------------------------------------------------------------
 
-    def sample(self, model: Architecture, n: int) -> Samples:
+    def sample(self, model: Architecture, n: int) -> Samples | None:
+        """Features of ``n`` samples. In a distributed run every rank generates its share
+        of the batches and rank 0 gets them all, in order (the same samples as one process);
+        the other ranks get None."""
         t0 = time.monotonic()
-        feats, logits, pixels = [], [], []
-        kept = 0
-        for batch in sample_batches(model, n, self.seed, self.data.labels):
+        rank, ranks = distributed.rank(), distributed.world_size()
+        mine = []
+        batches = sample_batches(model, n, self.seed, self.data.labels, part=(rank, ranks))
+        for b, batch in zip(range(rank, math.ceil(n / SAMPLE_BATCH), ranks), batches):
             f, lg = self.extractor(batch)
-            feats.append(f)
-            if lg is not None:
-                logits.append(lg)
-            if kept < NN_MAX:
-                pixels.append(batch[:NN_MAX - kept])
-                kept += len(pixels[-1])
-        return Samples(torch.cat(feats).numpy(), torch.cat(logits).numpy() if logits else None,
-                       torch.cat(pixels), time.monotonic() - t0)
+            mine.append((b, f, lg, batch if b * SAMPLE_BATCH < NN_MAX else None))
+        gathered = distributed.gather_objects(mine)
+        if gathered is None:
+            return None
+        parts = sorted((p for part in gathered for p in part), key=lambda p: p[0])
+        logits = [p[2] for p in parts if p[2] is not None]
+        pixels = torch.cat([p[3] for p in parts if p[3] is not None])[:NN_MAX]
+        return Samples(torch.cat([p[1] for p in parts]).numpy(),
+                       torch.cat(logits).numpy() if logits else None, pixels,
+                       time.monotonic() - t0)
 
     # -- scoring ----------------------------------------------------------------------------
 
@@ -143,6 +155,8 @@ class Evaluator:
         n = max(spec.samples(self.default_num) for spec in self.specs)
         self.log(f"sampling {n} images, extracting {self.extractor.name} features")
         samples = self.sample(model, n)
+        if samples is None:       # a distributed run's other ranks: rank 0 scores
+            return []
         records = []
         for spec in self.specs:
             t0 = time.monotonic()

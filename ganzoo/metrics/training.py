@@ -1,6 +1,7 @@
 """Metrics during training (`ganzoo train ... --metrics fid2k --metrics-every 5`).
 
-The trainer calls :meth:`TrainingMetrics.maybe_run` at each snapshot, before the checkpoint
+The trainer calls :meth:`TrainingMetrics.maybe_run` at each snapshot (on every rank of a
+distributed run: each generates its share of the samples, rank 0 scores them), before the checkpoint
 is saved (a run killed in between computes them again after resume). Metrics are computed at
 the first snapshot at or after each multiple of ``--metrics-every`` kimg (every snapshot when
 not given) and at the end, and written to stats.jsonl as lines of their own::
@@ -40,12 +41,14 @@ class TrainingMetrics:
         t0 = time.monotonic()
         records = self.evaluator.evaluate(trainer.arch, kimg=round(trainer.progress.kimg, 6),
                                           out_dir=trainer.run_dir / "eval")
+        self.last = images
+        if not trainer.is_main:        # distributed: it sampled its share; rank 0 scores
+            return
         scores = {k: v for r in records for k, v in r["scores"].items()}
         line = {"kimg": round(trainer.progress.kimg, 6), "step": trainer.progress.step,
                 "timestamp": time.time(), "metrics": scores, "metric_records": records}
         with open(trainer.run_dir / "stats.jsonl", "a") as f:
             f.write(json.dumps(line) + "\n")
-        self.last = images
         trainer.view.message(
             f"metrics at kimg {trainer.progress.kimg:g}: "
             + "  ".join(f"{k} {v:.4g}" for k, v in scores.items() if not k.endswith("_std"))

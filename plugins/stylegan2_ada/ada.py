@@ -13,6 +13,8 @@ import math
 import torch
 from torch import Tensor
 
+from ganzoo.distributed import all_reduce_sum_
+
 
 class AdaController:
     """Tracks r_t and adjusts p.
@@ -46,8 +48,11 @@ class AdaController:
         self._images += int(batch_size)
         if self._batches < self.interval:
             return None
-        if self._count > 0:
-            self.rt = float(self._sign_sum) / self._count
+        # Distributed: the signs of every rank's reals (the same p on all ranks).
+        sign_sum, count = all_reduce_sum_(torch.tensor(
+            [float(self._sign_sum), float(self._count)], dtype=torch.float64)).tolist()
+        if count > 0:
+            self.rt = sign_sum / count
             # Step proportional to the images seen since the last update, so that moving p
             # by a whole unit takes speed_kimg thousand images.
             delta = math.copysign(1.0, self.rt - self.target) if self.rt != self.target else 0.0

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganzoo.distributed import all_reduce_mean
+
 Augment = Callable[[Tensor], Tensor]
 
 
@@ -51,8 +53,11 @@ def path_length_penalty(lengths: Tensor, pl_mean: Tensor, decay: float
                         ) -> tuple[Tensor, Tensor]:
     """``(length - a)^2`` per sample [N], where ``a`` is the running mean of path lengths
     moved ``decay`` of the way toward this minibatch's mean first; returns the penalty and
-    the new running mean (detached, to store)."""
-    mean = pl_mean.lerp(lengths.mean(), decay)
+    the new running mean (detached, to store). Distributed, the minibatch mean is the mean
+    over all ranks (so every rank keeps the same running mean) with this rank's gradient."""
+    batch_mean = lengths.mean()
+    batch_mean = batch_mean + (all_reduce_mean(batch_mean) - batch_mean).detach()
+    mean = pl_mean.lerp(batch_mean, decay)
     return (lengths - mean).square(), mean.detach()
 
 

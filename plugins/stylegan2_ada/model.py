@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from ganzoo import Architecture, DataSpec
+from ganzoo import Architecture, DataSpec, distributed
 from ganzoo.ema import GeneratorEMA
 from ganzoo.errors import GanzooError
 from ganzoo_plugins.stylegan2_ada.ada import AdaController
@@ -109,11 +109,12 @@ class StyleGAN2ADA(Architecture):
         if c.gamma > 0 and due(c.r1_interval):
             self.held.update(self._run(self.D, self.opt_d,
                                        lambda: self.loss.discriminator_reg(reals, cond)))
-        self.ema.update(self.G, n, self.images_seen)   # ramp-up counts images before this one
-        self.images_seen += n
+        n_all = n * distributed.world_size()    # images of the global minibatch
+        self.ema.update(self.G, n_all, self.images_seen)  # ramp-up: images before this one
+        self.images_seen += n_all
         self.batch_idx += 1
         if self.ada is not None:
-            p = self.ada.step(n)
+            p = self.ada.step(n_all)
             if p is not None:
                 self.augment_pipe.p.copy_(torch.as_tensor(p))
         return {**stats, **self.held, "augment_p": self.augment_p}
