@@ -7,9 +7,9 @@ weights and the update equals the single-process one on the global batch. How:
 * :class:`GradientAverager` hangs a step pre-hook on each of the architecture's optimisers that
   all-reduces the gradients in one flat buffer. This is what DistributedDataParallel computes,
   done at the one point every GAN step passes through. DDP itself does not fit GAN steps: they
-  run D several times before one backward (reals, fakes, the penalty's double backward), and
-  DDP supports neither ``torch.autograd.grad`` nor repeated forwards without ``static_graph``
-  (its docs say so), while architectures would have to wrap each network themselves.
+  run D several times before one backward (reals, fakes, the penalty's double backward), DDP's
+  documentation says it does not work with ``torch.autograd.grad``, and architectures would
+  have to wrap each network themselves.
 * BatchNorm layers become :class:`SyncBatchNorm` (statistics over the global batch, as a single
   process computes them); torch's own SyncBatchNorm runs on GPUs only, so this one reduces
   sums through a differentiable all-reduce that works on gloo too.
