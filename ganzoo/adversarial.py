@@ -118,6 +118,22 @@ class GANArchitecture(Architecture):
     def d_forward(self, images: Tensor, labels: Tensor | None) -> Tensor:
         return self.D(images)
 
+    @torch.no_grad()
+    def discriminator_score(self, images: Tensor, labels: Tensor | None) -> Tensor:
+        was_training = self.D.training
+        self.D.eval()      # running BatchNorm statistics: each score independent of the batch
+        try:
+            return self.d_forward(images.to(self.device), labels).flatten()
+        finally:
+            self.D.train(was_training)
+
+    def discriminator_blocks(self) -> list[nn.Module]:
+        """D's convolution blocks from the image side (D.net, a Sequential, as dcgan and cgan
+        build it); architectures shaped otherwise override this."""
+        from ganzoo.transfer import sequential_blocks
+        net = getattr(self.D, "net", None)
+        return sequential_blocks(net) if isinstance(net, nn.Sequential) else []
+
     def train_step(self, reals: Tensor, labels: Tensor | None) -> dict[str, float]:
         stats = adversarial_step(self.g_forward, self.d_forward, self.opt_g, self.opt_d,
                                  reals, labels, self.setup)

@@ -118,6 +118,16 @@ class Architecture(abc.ABC):
         turns their BatchNorm layers into SyncBatchNorm; by default every module attribute."""
         return [v for v in vars(self).values() if isinstance(v, nn.Module)]
 
+    def discriminator_blocks(self) -> list[nn.Module]:
+        """D's blocks in order from the image side, for ``--freeze-d N`` (which freezes the
+        first N); [] means the architecture does not support freezing."""
+        return []
+
+    def discriminator_score(self, images: Tensor, labels: Tensor | None) -> Tensor | None:
+        """D's realness logit per image ([N]; images NCHW in [-1, 1]), for ``ganzoo data
+        expand --min-d-score``; None if the architecture has no discriminator."""
+        return None
+
     def network_summary(self, batch: int) -> str | None:
         """A text table of the networks (layers, parameters, output shapes) for a minibatch
         of ``batch``, which training prints and writes to network.txt; None = nothing.

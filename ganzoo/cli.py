@@ -30,6 +30,8 @@ from ganzoo.data.zipset import write_zip
 from ganzoo import distributed
 from ganzoo.distributed import Rank, elastic_run, restarted_by_torchrun
 from ganzoo.errors import GanzooError
+from ganzoo.expand import ExpandOptions, expand, training_data
+from ganzoo.experiment import SmallDataExperiment, SmallDataSetup
 from ganzoo.registry import Registry, get_registry
 from ganzoo.trainer import ResumeState, Stop, Trainer, TrainConfig, pick_device
 from ganzoo.viz import grid_image, save_image
@@ -194,6 +196,68 @@ def preview_grid(data: ImageSet, rows: int = 8, max_classes: int = 16):
     return grid_image(images, len(cols), col_titles=[data.class_names[c] for c in cols])
 
 
+@data_group.command("expand")
+@click.argument("run", metavar="RUN|CKPT")
+@click.option("--count", type=int, required=True, help="images to generate")
+@click.option("--out", required=True, help="folder to write the kept images to")
+@click.option("--min-nn-distance", type=float, default=None, metavar="X",
+              help="drop samples closer than X (RMS pixel difference, 0-1) to a training "
+              "image  [default: the memorisation threshold, half the median distance between "
+              "training images and their nearest neighbours]")
+@click.option("--min-d-score", type=float, default=None, metavar="Y",
+              help="drop samples the run's discriminator scores below Y (its logit)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--runs", default="runs", show_default=True, help="where runs live")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--trust", is_flag=True, help="allow checkpoints that need pickle code execution")
+@click.pass_context
+def data_expand_command(ctx, run, count, out, min_nn_distance, min_d_score, seed, runs, device,
+                        trust):
+    """Write a trained model's images as a new data set, without near-copies of its training
+    images (and, with --min-d-score, without those its discriminator finds least real);
+    train on both with --data REAL+OUT."""
+    reg = registry_from(ctx)
+    path = resolve_checkpoint(run, Path(runs))
+    loaded = load_model(path, trust=trust, device=pick_device(device), registry=reg)
+    report = expand(loaded.model, training_data(loaded.data["train"], reg),
+                    ExpandOptions(count, Path(out), min_nn_distance, min_d_score, seed))
+    click.echo(report.line())
+
+
+@cli.group("experiment")
+def experiment_group() -> None:
+    """Protocols that train and score several runs (ganzoo experiment small-data)."""
+
+
+@experiment_group.command("small-data")
+@click.option("--arch", required=True, help="architecture to train")
+@click.option("--data", required=True, metavar="SPEC", help="labelled data set; its first "
+              "--images images are the small set")
+@click.option("--images", type=int, default=10, show_default=True, help="N: the small set")
+@click.option("--pretrain", metavar="SPEC", default=None,
+              help="pre-training data  [default: the data set after its first 2N images]")
+@click.option("--kimg", type=float, default=5.0, show_default=True, help="budget of each arm")
+@click.option("--pretrain-kimg", type=float, default=10.0, show_default=True)
+@click.option("--resolution", type=int, default=32, show_default=True)
+@click.option("--batch", type=int, default=None, help="[default: the architecture's]")
+@click.option("--freeze-d", type=int, default=0, show_default=True,
+              help="D blocks frozen in the pretrained arm")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", default="experiments/small-data", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.pass_context
+def small_data_command(ctx, arch, data, images, pretrain, kimg, pretrain_kimg, resolution,
+                       batch, freeze_d, seed, out, device):
+    """The thesis' small-data protocol: from scratch, pre-trained then fine-tuned, expanded
+    with generated images, and 2N real images, with the same budget each; writes
+    table.md (FID on the domain extractor, memorisation rate), results.json and a grid per
+    arm to --out."""
+    setup = SmallDataSetup(arch, data, images, pretrain, kimg, pretrain_kimg, resolution, batch,
+                           freeze_d, seed, Path(out), device)
+    SmallDataExperiment(setup, registry_from(ctx), log=click.echo).run()
+    click.echo((Path(out) / "table.md").read_text())
+
+
 @data_group.command("info")
 @click.argument("spec")
 @click.option("--resolution", type=int, default=64, show_default=True,
@@ -222,7 +286,8 @@ def data_info_command(ctx, spec, resolution, channels, preview):
 
 TRAINER_OPTIONS = {"data", "resolution", "channels", "kimg", "batch", "seed", "tick", "snap",
                    "keep", "max_images", "xflip", "resize_filter", "out", "device", "workers",
-                   "metrics", "metrics_every", "metrics_extractor", "feature_weights"}
+                   "metrics", "metrics_every", "metrics_extractor", "feature_weights",
+                   "init", "freeze_d"}
 LAUNCH_OPTIONS = {"resume", "trust", "quiet", "gpus"}
 
 
@@ -305,6 +370,12 @@ def make_train_command(cls: type[Architecture], reg: Registry) -> click.Command:
                      help="feature network for --metrics"),
         click.Option(["--feature-weights"], metavar="PATH",
                      help="Inception weights file for --metrics (offline machines)"),
+        click.Option(["--init"], metavar="RUN|CKPT",
+                     help="start from another run's network weights (transfer learning; "
+                     "optimisers fresh, its architecture options kept)"),
+        click.Option(["--freeze-d"], type=int, default=0, show_default=True, metavar="N",
+                     help="keep the first N discriminator blocks (from the image side) "
+                     "unchanged (FreezeD; with --init)"),
         click.Option(["--resume"], metavar="latest|RUN|CKPT",
                      help="continue a run from its newest (or the given) checkpoint"),
         click.Option(["--trust"], is_flag=True,
@@ -366,9 +437,16 @@ def run_train(cls: type[Architecture], reg: Registry, params: dict, ctx: click.C
     elif not train_values["data"]:
         raise GanzooError(f"ganzoo train {cls.name}: --data SPEC is required "
                           "(try --data shapes; `ganzoo list` shows data sets)")
+    init = None
+    if train_values["init"] and not resume:
+        init = read_init(cls, train_values["init"], Path(train_values["out"]), trust)
+        # Its architecture options, less those given here (a fine-tuning lr, say).
+        arch_values = {**init.data["config"],
+                       **{k: v for k, v in arch_values.items() if k in given}}
     config = TrainConfig(**train_values)
     trainer = Trainer(cls, make_config(cls, arch_values), config, reg, resume=resume,
-                      run_dir=run_dir, quiet=quiet, plugin=(plugin.name, plugin.version))
+                      init=init, run_dir=run_dir, quiet=quiet,
+                      plugin=(plugin.name, plugin.version))
     try:
         trainer.run()
         code = 0
@@ -381,6 +459,17 @@ def run_train(cls: type[Architecture], reg: Registry, params: dict, ctx: click.C
         raise
     distributed.stop(wait=True)
     return code
+
+
+def read_init(cls: type[Architecture], ref: str, out: Path, trust: bool) -> ResumeState:
+    """The checkpoint --init names (a run, a checkpoint file, or latest of this
+    architecture)."""
+    path = resolve_checkpoint(ref, out, arch=cls.name)
+    data = read_checkpoint(path, trust=trust)
+    if data["architecture"] != cls.name:
+        raise GanzooError(f"--init {ref}: {path} is a {data['architecture']} checkpoint, not "
+                          f"{cls.name}")
+    return ResumeState(path, data)
 
 
 def resume_after_restart(ranks: Rank, out: Path) -> str | None:

@@ -36,6 +36,7 @@ from ganzoo.distributed import GradientAverager, Rank
 from ganzoo.errors import GanzooError
 from ganzoo.progress import ProgressLine
 from ganzoo.runlock import RunLock
+from ganzoo.transfer import FrozenParameters, frozen_parameters, transfer_weights
 from ganzoo.viz import ProgressGif, grid_image, grid_side, save_image
 
 SAMPLE_SEED = 1234   # fixed latents for sample grids, so grids are comparable over time
@@ -67,6 +68,8 @@ class TrainConfig:
     metrics_every: float | None = None   # kimg between metric rounds; None = every snapshot
     metrics_extractor: str = "inception"
     feature_weights: str | None = None   # Inception weights file (offline)
+    init: str | None = None    # --init: the checkpoint whose weights a new run starts from
+    freeze_d: int = 0          # --freeze-d: D's first N blocks keep their weights
 
     def __post_init__(self):
         checks = [(self.kimg > 0 and math.isfinite(self.kimg), f"--kimg must be > 0, got {self.kimg:g}"),
@@ -84,7 +87,8 @@ class TrainConfig:
                    f"--resize-filter must be one of {', '.join(RESIZE_FILTERS)}, "
                    f"got {self.resize_filter}"),
                   (self.metrics_every is None or self.metrics_every > 0,
-                   f"--metrics-every must be > 0, got {self.metrics_every}")]
+                   f"--metrics-every must be > 0, got {self.metrics_every}"),
+                  (self.freeze_d >= 0, f"--freeze-d must be >= 0, got {self.freeze_d}")]
         for ok, message in checks:
             if not ok:
                 raise GanzooError(message)
@@ -125,7 +129,8 @@ class Trainer:
     """Builds (or resumes) a run and trains it to ``config.kimg``."""
 
     def __init__(self, arch_cls: type[Architecture], arch_config, config: TrainConfig,
-                 registry, *, resume: ResumeState | None = None, run_dir: Path | None = None,
+                 registry, *, resume: ResumeState | None = None,
+                 init: ResumeState | None = None, run_dir: Path | None = None,
                  quiet: bool = False, plugin: tuple[str, str] = ("?", "?")):
         self.config = config
         self.ranks = Rank.from_env()
@@ -149,6 +154,10 @@ class Trainer:
         self.progress = Progress()
         if resume is not None:
             self._restore(resume)
+        elif init is not None:
+            self._init_from(init)
+        self.frozen = FrozenParameters(frozen_parameters(self.arch, config.freeze_d),
+                                       self.arch.optimizers())
         if self.ranks.distributed:
             self._start_ranks()
         if run_dir is None and self.is_main:
@@ -219,6 +228,14 @@ class Trainer:
         distributed.broadcast_module_states(self.arch.networks())
         torch.manual_seed(distributed.rank_seed(self.config.seed, self.rank,
                                                 self.progress.images))
+
+    def _init_from(self, init: ResumeState) -> None:
+        done = transfer_weights(self.arch, init.data, init.checkpoint)
+        if self.is_main:
+            fresh = (f"; new classes, so these start fresh: {', '.join(done.reinitialised)}"
+                     if done.reinitialised else "")
+            print(f"--init: {done.copied} weight tensors from {init.checkpoint}, optimisers "
+                  f"fresh{fresh}", file=sys.stderr)
 
     def _prepare_run_dir(self, resumed: bool) -> None:
         (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
@@ -313,6 +330,7 @@ class Trainer:
             self.lock.release()
             if self.gradient_averager is not None:
                 self.gradient_averager.remove()
+            self.frozen.remove()
 
     def advance(self, target_images: int) -> None:
         """Train until ``target_images`` have been shown (or a stop signal arrives)."""

@@ -1,7 +1,10 @@
 """Data: one resolver for every ``--data SPEC``: a folder, a zip, or a registered name."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+
+import numpy as np
 
 from ganzoo.data.folder import load_folder
 from ganzoo.data.prepare import check_options
@@ -38,9 +41,15 @@ def unknown_data(spec: str, registry) -> GanzooError:
 
 def resolve_data(spec: str, options: PrepareOptions, registry) -> ImageSet:
     """Load ``spec`` prepared as ``options`` say: an existing folder, a zip in the
-    stylegan2-ada layout, else a registered name."""
+    stylegan2-ada layout, a registered name, or ``A+B``: the union of two (or more) specs
+    (``--max-images`` then limits the union)."""
     check_options(options)
     path = Path(spec).expanduser()
+    if "+" in spec and not path.exists():
+        parts = [resolve_data(part, dataclasses.replace(options, max_images=None), registry)
+                 for part in spec.split("+")]
+        data = union(spec, parts)
+        return data if options.max_images is None else first_images(data, options.max_images)
     if path.is_dir():
         return load_folder(path, options)
     if path.is_file() and path.suffix.lower() == ".zip":
@@ -49,8 +58,28 @@ def resolve_data(spec: str, options: PrepareOptions, registry) -> ImageSet:
     if source is None:
         raise unknown_data(spec, registry)
     data = source.load(spec, options)
-    if options.max_images is not None and len(data) > options.max_images:
-        data = ImageSet(data.name, data.images[:options.max_images],
-                        None if data.labels is None else data.labels[:options.max_images],
-                        data.class_names)
-    return data
+    return data if options.max_images is None else first_images(data, options.max_images)
+
+
+def first_images(data: ImageSet, n: int) -> ImageSet:
+    if len(data) <= n:
+        return data
+    return ImageSet(data.name, data.images[:n], None if data.labels is None else data.labels[:n],
+                    data.class_names)
+
+
+def union(name: str, parts: list[ImageSet]) -> ImageSet:
+    """Images of every part, in order. Labels only if every part has them: classes are matched
+    by name (a class new in a later part gets the next number)."""
+    images = np.concatenate([p.images for p in parts])
+    if any(p.labels is None for p in parts):
+        return ImageSet(name, images)
+    classes: list[str] = []
+    labels = []
+    for part in parts:
+        for c in part.class_names:
+            if c not in classes:
+                classes.append(c)
+        to_union = np.array([classes.index(c) for c in part.class_names], dtype=np.int64)
+        labels.append(to_union[part.labels])
+    return ImageSet(name, images, np.concatenate(labels), tuple(classes))

@@ -89,6 +89,15 @@ class StyleGAN2ADA(Architecture):
         lr, betas = lazy_adam(self.config.lr, ADAM_BETAS, reg_interval)
         return torch.optim.Adam(module.parameters(), lr=lr, betas=betas, eps=ADAM_EPS)
 
+    @torch.no_grad()
+    def discriminator_score(self, images: Tensor, labels: Tensor | None) -> Tensor:
+        images = images.to(self.device)
+        return self.D(images, self._one_hot(labels, images.shape[0])).flatten()
+
+    def discriminator_blocks(self) -> list[nn.Module]:
+        """bR (with fromRGB), ..., b8, then the epilogue b4."""
+        return [getattr(self.D, f"b{r}") for r in self.D.block_resolutions] + [self.D.b4]
+
     def preferred_batch(self) -> int:
         return cfg_batch(self.config, self.data.resolution)
 

@@ -135,6 +135,10 @@ class WGANGP(GANArchitecture):
     default_batch = 64
     default_kimg = 1000.0
 
+    def discriminator_blocks(self) -> list[nn.Module]:
+        """The critic's residual blocks (and the 64x64 critic's first convolution)."""
+        return [m for m in self.D.blocks if any(True for _ in m.parameters())]
+
     def __init__(self, config: WGANGPConfig, data: DataSpec, device: torch.device):
         super().__init__(config, data, device)
         c = config
