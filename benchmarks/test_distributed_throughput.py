@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 BATCH = 64
 TICK_KIMG = 0.256            # 4 minibatches per stats line
