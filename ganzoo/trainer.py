@@ -191,6 +191,8 @@ class Trainer:
         if self.ranks.distributed:     # after the summary: rank 0 alone runs its passes
             for net in self.arch.networks():
                 distributed.convert_batchnorm(net)
+            # Registered after --freeze-d's hooks, which run first: frozen gradients are
+            # dropped on every rank before the average (they stay None everywhere).
             self.gradient_averager = GradientAverager(self.arch.optimizers())
         self.metrics = None      # --metrics: scored at snapshots (ganzoo/metrics/training.py)
         if config.metrics:
