@@ -444,10 +444,10 @@ def run_train(cls: type[Architecture], reg: Registry, params: dict, ctx: click.C
         arch_values = {**init.data["config"],
                        **{k: v for k, v in arch_values.items() if k in given}}
     config = TrainConfig(**train_values)
-    trainer = Trainer(cls, make_config(cls, arch_values), config, reg, resume=resume,
-                      init=init, run_dir=run_dir, quiet=quiet,
-                      plugin=(plugin.name, plugin.version))
     try:
+        trainer = Trainer(cls, make_config(cls, arch_values), config, reg, resume=resume,
+                          init=init, run_dir=run_dir, quiet=quiet,
+                          plugin=(plugin.name, plugin.version))
         trainer.run()
         code = 0
     except Stop as stop:
