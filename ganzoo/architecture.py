@@ -17,6 +17,12 @@ from torch import Tensor, nn
 from ganzoo.errors import GanzooError
 
 
+def forked_rng(device: torch.device):
+    """A context in which random draws leave the global RNG (CPU, and ``device``'s if it is a
+    GPU) as it was: sampling and summaries must not change what training draws next."""
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
 @dataclass(frozen=True)
 class DataSpec:
     """What a data set tells a model about its images."""

@@ -33,7 +33,7 @@ from ganzoo.errors import GanzooError
 from ganzoo.expand import ExpandOptions, expand, training_data
 from ganzoo.experiment import SmallDataExperiment, SmallDataSetup
 from ganzoo.registry import Registry, get_registry
-from ganzoo.trainer import ResumeState, Stop, Trainer, TrainConfig, pick_device
+from ganzoo.trainer import ResumeState, Stop, Trainer, TrainConfig, pick_device, read_init
 from ganzoo.viz import grid_image, save_image
 
 
@@ -439,7 +439,7 @@ def run_train(cls: type[Architecture], reg: Registry, params: dict, ctx: click.C
                           "(try --data shapes; `ganzoo list` shows data sets)")
     init = None
     if train_values["init"] and not resume:
-        init = read_init(cls, train_values["init"], Path(train_values["out"]), trust)
+        init = read_init(cls.name, train_values["init"], Path(train_values["out"]), trust)
         # Its architecture options, less those given here (a fine-tuning lr, say).
         arch_values = {**init.data["config"],
                        **{k: v for k, v in arch_values.items() if k in given}}
@@ -459,17 +459,6 @@ def run_train(cls: type[Architecture], reg: Registry, params: dict, ctx: click.C
         raise
     distributed.stop(wait=True)
     return code
-
-
-def read_init(cls: type[Architecture], ref: str, out: Path, trust: bool) -> ResumeState:
-    """The checkpoint --init names (a run, a checkpoint file, or latest of this
-    architecture)."""
-    path = resolve_checkpoint(ref, out, arch=cls.name)
-    data = read_checkpoint(path, trust=trust)
-    if data["architecture"] != cls.name:
-        raise GanzooError(f"--init {ref}: {path} is a {data['architecture']} checkpoint, not "
-                          f"{cls.name}")
-    return ResumeState(path, data)
 
 
 def resume_after_restart(ranks: Rank, out: Path) -> str | None:

@@ -5,8 +5,9 @@ The thesis behind issue 9 retrained on its 10 images plus generated ones and fou
 
 * near-copies go: a sample whose nearest training image lies closer than ``min_nn_distance``
   (root-mean-square pixel difference, intensities in [0, 1], measured on the 8-bit image that
-  is written). The default is the memorisation threshold of ``ganzoo eval --metrics nn``: half
-  the median distance between a training image and its nearest other training image.
+  is written). The default is the memorisation threshold of ``ganzoo eval --metrics nn``
+  (:func:`ganzoo.metrics.measures.memorisation_rate`): half the median distance between a
+  training image and its nearest other training image.
 * with ``min_d_score``, samples the run's discriminator scores below it go (its logit; higher
   is "more real").
 
@@ -26,7 +27,8 @@ from ganzoo.architecture import Architecture
 from ganzoo.data.source import ImageSet
 from ganzoo.errors import GanzooError
 from ganzoo.metrics.extract import quantise
-from ganzoo.metrics.measures import kth_neighbour_distance, pairwise_distances
+from ganzoo.metrics.measures import (MEMORISATION_FACTOR, kth_neighbour_distance,
+                                     pairwise_distances)
 
 BATCH = 64
 
@@ -63,11 +65,12 @@ def flat_unit(images: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def memorisation_threshold(train: np.ndarray) -> float:
-    """Half the median distance from a training image to its nearest other one."""
+    """The `nn` metric's memorisation threshold over the training images, in these units."""
     if len(train) < 2:
         raise GanzooError("data expand needs at least 2 training images to set "
                           "--min-nn-distance; give it explicitly")
-    return float(kth_neighbour_distance(flat_unit(train), 1).median()) / 2
+    typical = float(kth_neighbour_distance(flat_unit(train), 1).median())
+    return MEMORISATION_FACTOR * typical
 
 
 def nearest_training_distance(samples: torch.Tensor, train: torch.Tensor) -> torch.Tensor:

@@ -25,17 +25,15 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from ganzoo import make_config
-from ganzoo.checkpoint import checkpoints_of, load_model, read_checkpoint
+from ganzoo.checkpoint import checkpoints_of, load_model
 from ganzoo.data import PrepareOptions, resolve_data
 from ganzoo.data.source import ImageSet
 from ganzoo.data.zipset import write_zip
 from ganzoo.errors import GanzooError
 from ganzoo.expand import ExpandOptions, expand
 from ganzoo.metrics.evaluate import Evaluator, parse_metrics
-from ganzoo.trainer import ResumeState, Trainer, TrainConfig
+from ganzoo.trainer import Trainer, TrainConfig, read_init
 
 FID = "fid2k"
 
@@ -65,12 +63,6 @@ class ArmResult:
     run: str
 
 
-def first(data: ImageSet, start: int, stop: int | None) -> ImageSet:
-    labels = None if data.labels is None else data.labels[start:stop]
-    return ImageSet(data.name, np.ascontiguousarray(data.images[start:stop]), labels,
-                    data.class_names)
-
-
 class SmallDataExperiment:
     def __init__(self, setup: SmallDataSetup, registry, log=print):
         self.setup, self.registry, self.log = setup, registry, log
@@ -83,8 +75,9 @@ class SmallDataExperiment:
                               f"arms need 2 x {n} (and more to pre-train on)")
         self.root = setup.out
         (self.root / "data").mkdir(parents=True, exist_ok=True)
-        self.small = self._zip("real-N", first(self.full, 0, n))
-        self.double = self._zip("real-2N", first(self.full, 0, 2 * n))
+        self.small = self._zip("real-N", self.full.subset(0, n))
+        self.double = self._zip("real-2N", self.full.subset(0, 2 * n))
+        self.evaluators: dict[tuple[str, str], Evaluator] = {}
 
     def _zip(self, name: str, data: ImageSet) -> str:
         path = self.root / "data" / f"{name}.zip"
@@ -105,7 +98,7 @@ class SmallDataExperiment:
         initial = None
         arch_config = self.arch_cls.Config()
         if init is not None:
-            initial = ResumeState(Path(init), read_checkpoint(Path(init)))
+            initial = read_init(self.arch_cls.name, init, out)
             arch_config = make_config(self.arch_cls, initial.data["config"])
         trainer = Trainer(self.arch_cls, arch_config, config, self.registry, init=initial,
                           quiet=True)
@@ -113,7 +106,7 @@ class SmallDataExperiment:
 
     def run(self) -> list[ArmResult]:
         s = self.setup
-        pretrain = s.pretrain or self._zip("pretrain", first(self.full, 2 * s.images, None))
+        pretrain = s.pretrain or self._zip("pretrain", self.full.subset(2 * s.images))
         pre = self.train("pretrain", pretrain, s.pretrain_kimg)
         runs = {"scratch": self.train("scratch", self.small, s.kimg)}
         runs["pretrained"] = self.train("pretrained", self.small, s.kimg,
@@ -132,15 +125,22 @@ class SmallDataExperiment:
 
     # -- scoring and outputs -----------------------------------------------------------------
 
+    def evaluator(self, metric: str, data: ImageSet, name: str, device) -> Evaluator:
+        """One per (metric, data), built once: building loads the domain extractor and the
+        data's reference features."""
+        key = (metric, name)
+        if key not in self.evaluators:
+            self.evaluators[key] = Evaluator.build(
+                parse_metrics(metric), f"domain:{self.setup.data}", registry=self.registry,
+                data=data, data_name=name, device=device)
+        return self.evaluators[key]
+
     def score(self, arm: str, run: Path) -> ArmResult:
         real = self.double if arm == "real-2N" else self.small
         train = resolve_data(real, self.options, self.registry)
         model = load_model(checkpoints_of(run)[-1], registry=self.registry).model
-        extractor = f"domain:{self.setup.data}"
-        fid = Evaluator.build(parse_metrics(FID), extractor, registry=self.registry,
-                              data=self.full, data_name=self.setup.data, device=model.device)
-        nn = Evaluator.build(parse_metrics("nn"), extractor, registry=self.registry,
-                             data=train, data_name=real, device=model.device)
+        fid = self.evaluator(FID, self.full, self.setup.data, model.device)
+        nn = self.evaluator("nn", train, real, model.device)
         fid_score = fid.evaluate(model)[0]["scores"][FID]
         memorised = nn.evaluate(model)[0]["scores"]["memorisation"]
         shutil.copy(run / "final.png", self.root / f"grid-{arm}.png")

@@ -22,11 +22,12 @@ import torch
 
 import ganzoo
 from ganzoo import distributed
-from ganzoo.architecture import Architecture, DataSpec
+from ganzoo.architecture import Architecture, DataSpec, forked_rng
 from ganzoo.atomic import atomic_write_text
 from ganzoo.checkpoint import (Progress, checkpoint_path, checkpoints_of, load_state,
-                               new_run_dir, prune_checkpoints, remove_stale_temp_files,
-                               restore_rng, save_checkpoint)
+                               new_run_dir, prune_checkpoints, read_checkpoint,
+                               remove_stale_temp_files, resolve_checkpoint, restore_rng,
+                               save_checkpoint)
 from ganzoo.data import PrepareOptions, resolve_data
 from ganzoo.data.loader import BatchOrder, ImageSetDataset, make_loader
 from ganzoo.data.prepare import RESIZE_FILTERS
@@ -118,6 +119,17 @@ class ResumeState:
 
     checkpoint: Path
     data: dict
+
+
+def read_init(arch: str, ref: str, out: Path, trust: bool = False) -> ResumeState:
+    """The checkpoint ``--init`` names (a run, a checkpoint file, or latest of ``arch``);
+    one of another architecture is an error here, before its options are used."""
+    path = resolve_checkpoint(ref, out, arch=arch)
+    data = read_checkpoint(path, trust=trust)
+    if data["architecture"] != arch:
+        raise GanzooError(f"--init {ref}: {path} is a {data['architecture']} checkpoint, not "
+                          f"{arch}")
+    return ResumeState(path, data)
 
 
 class Stop(Exception):
@@ -262,8 +274,7 @@ class Trainer:
         """network.txt, and the same table on the console, for architectures that give one.
         Its forward passes run on a forked RNG, so training draws the same numbers with or
         without it (a resumed run stays identical to an uninterrupted one)."""
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with forked_rng(self.device):
             text = self.arch.network_summary(self.config.batch)
         if text:
             atomic_write_text(self.run_dir / "network.txt", text.rstrip("\n") + "\n")
@@ -360,10 +371,9 @@ class Trainer:
         self.progress.step += 1
         for k, v in stats.items():
             if not math.isfinite(v):
-                last = checkpoints_of(self.run_dir)
-                where = f"last good checkpoint: {last[-1]}" if last else "no checkpoint yet"
                 raise GanzooError(f"{k} became {v} at step {self.progress.step} (kimg "
-                                  f"{self.progress.kimg:.3f}); stopped ({where})")
+                                  f"{self.progress.kimg:.3f}); stopped "
+                                  f"({self._last_checkpoint_text()})")
             self._tick_sums[k] = self._tick_sums.get(k, 0.0) + v
         self._tick_steps += 1
         self.progress.images += reals.shape[0] * self.world_size
@@ -381,14 +391,17 @@ class Trainer:
                                   device=self.device)
             distributed.all_reduce_sum_(packed)
         except RuntimeError as e:
-            last = checkpoints_of(self.run_dir) if self.run_dir else []
-            where = f"last checkpoint: {last[-1]}" if last else "no checkpoint yet"
             raise GanzooError(f"rank {self.rank}: step {self.progress.step + 1} failed: "
                               f"{distributed.first_line(e)} (a lost rank shows here; the "
-                              f"launcher names it); {where}") from None
+                              f"launcher names it); {self._last_checkpoint_text()}") from None
         if packed[0] > 0 and self.stop_signal is None:
             self.stop_signal = signal.SIGTERM      # another rank was asked to stop
         return {k: float(v) / self.world_size for k, v in zip(keys, packed[1:].tolist())}
+
+    def _last_checkpoint_text(self) -> str:
+        """Where a failed run can continue from, for its error line."""
+        last = checkpoints_of(self.run_dir)
+        return f"last good checkpoint: {last[-1]}" if last else "no checkpoint yet"
 
     def _tick_means(self) -> dict[str, float]:
         return {k: v / max(1, self._tick_steps) for k, v in self._tick_sums.items()}

@@ -49,7 +49,7 @@ def resolve_data(spec: str, options: PrepareOptions, registry) -> ImageSet:
         parts = [resolve_data(part, dataclasses.replace(options, max_images=None), registry)
                  for part in spec.split("+")]
         data = union(spec, parts)
-        return data if options.max_images is None else first_images(data, options.max_images)
+        return data if options.max_images is None else data.subset(0, options.max_images)
     if path.is_dir():
         return load_folder(path, options)
     if path.is_file() and path.suffix.lower() == ".zip":
@@ -58,14 +58,7 @@ def resolve_data(spec: str, options: PrepareOptions, registry) -> ImageSet:
     if source is None:
         raise unknown_data(spec, registry)
     data = source.load(spec, options)
-    return data if options.max_images is None else first_images(data, options.max_images)
-
-
-def first_images(data: ImageSet, n: int) -> ImageSet:
-    if len(data) <= n:
-        return data
-    return ImageSet(data.name, data.images[:n], None if data.labels is None else data.labels[:n],
-                    data.class_names)
+    return data if options.max_images is None else data.subset(0, options.max_images)
 
 
 def union(name: str, parts: list[ImageSet]) -> ImageSet:

@@ -29,6 +29,12 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.images)
 
+    def subset(self, start: int, stop: int | None = None) -> "ImageSet":
+        """Images ``start`` to ``stop`` (exclusive; None: to the end), with their labels."""
+        return ImageSet(self.name, self.images[start:stop],
+                        None if self.labels is None else self.labels[start:stop],
+                        self.class_names)
+
     @property
     def resolution(self) -> int:
         return int(self.images.shape[-1])

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ganzoo import Architecture, DataSpec, distributed
+from ganzoo.architecture import forked_rng
 from ganzoo.ema import GeneratorEMA
 from ganzoo.errors import GanzooError
 from ganzoo_plugins.stylegan2_ada.ada import AdaController
@@ -191,8 +192,7 @@ class StyleGAN2ADA(Architecture):
             labels = labels.to(self.device).expand(n) if labels.numel() == 1 else labels
         cond = self._one_hot(labels, n)
         G = self.ema.model
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):      # random noise: seeded, and no
+        with forked_rng(self.device):                      # random noise: seeded, and no
             if seed is not None:                           # effect on training's RNG
                 torch.manual_seed(seed)
             images = [G(zc, cc, truncation_psi=truncation_psi, noise_mode=noise_mode)
