@@ -64,8 +64,9 @@ def close(got, want, dtype=None):
 
 
 def layouts(x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The same values as contiguous NCHW, channels-last, and a strided (non-dense) view."""
-    wide = torch.zeros(*x.shape[:-1], 2 * x.shape[-1], dtype=x.dtype)
+    """The same values as contiguous NCHW, channels-last, and a strided (non-dense) view, on
+    x's device."""
+    wide = torch.zeros(*x.shape[:-1], 2 * x.shape[-1], dtype=x.dtype, device=x.device)
     wide[..., ::2] = x
     return {"contiguous": x.contiguous(),
             "channels_last": x.contiguous(memory_format=torch.channels_last),
@@ -172,6 +173,33 @@ def test_missing_compiler_is_one_readable_line(monkeypatch):
     assert "no C++ compiler" in problem and "no-such-compiler-g++" in problem
 
 
+def test_cuda_toolchain_problems_are_one_line(monkeypatch):
+    """No CUDA in torch, or no nvcc: one line naming what is missing (checked before any
+    work, on any machine)."""
+    from torch.utils import cpp_extension
+    spec = build.CUDA_EXTENSION
+    monkeypatch.setattr(torch.version, "cuda", None)
+    problem = build.toolchain_problem(spec)
+    assert "CPU build" in problem and "\n" not in problem
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(cpp_extension, "CUDA_HOME", None)
+    problem = build.toolchain_problem(spec)
+    assert "nvcc not found" in problem and "13.0" in problem and "\n" not in problem
+
+
+@pytest.mark.gpu
+def test_cuda_kernels_are_what_auto_runs_on_cuda_tensors(cuda_native, cli, monkeypatch):
+    monkeypatch.delenv("GANZOO_OPS_IMPL", raising=False)
+    x = torch.randn(2, 3, 4, 4, device="cuda")
+    assert select_impl("bias_act", "auto", x) == "cuda"
+    assert select_impl("upfirdn2d", "auto", x) == "cuda"
+    assert select_impl("upfirdn2d", "auto", x.cpu()) == "cpp"
+    r = cli("ops", "check")
+    cuda = [line for line in r.out.splitlines() if " cuda " in line]
+    assert len(cuda) == 2 and all("ready" in line and "auto uses cuda" in line
+                                  for line in cuda), r.out
+
+
 def test_cli_ops_build_without_ninja_exits_1_with_one_line(tmp_path):
     empty = tmp_path / "bin"
     empty.mkdir()
@@ -194,7 +222,9 @@ def test_cli_ops_check_and_build(native, cli, monkeypatch):
     cpp = [line for line in rows if " cpp " in line]
     assert all("ready" in line and "built" in line and " s" in line for line in cpp), cpp
     assert all("auto uses cpp" in line for line in cpp)
-    assert any(" cuda " in line and "not available" in line for line in rows)
+    cuda = [line for line in rows if " cuda " in line]
+    if not torch.cuda.is_available():
+        assert all("not available" in line for line in cuda), cuda
     r = cli("ops", "build")
     assert r.code == 0 and "up to date" in r.out and str(native.directory) in r.out
     record = json.loads((native.directory / build.BUILD_RECORD).read_text())
@@ -211,9 +241,9 @@ def test_env_ref_forces_the_reference_for_auto(native, monkeypatch):
     assert select_impl("bias_act", "auto", x) == "ref"
     assert select_impl("upfirdn2d", "auto", x) == "ref"
     calls = []
-    real = build.loaded
-    monkeypatch.setattr(sys.modules["ganzoo.ops.bias_act"], "loaded",
-                        lambda spec: calls.append(spec) or real(spec))
+    real = ops.native_ops
+    monkeypatch.setattr(sys.modules["ganzoo.ops.bias_act"], "native_ops",
+                        lambda x: calls.append(x) or real(x))
     bias_act(x, torch.zeros(3), act="lrelu")
     assert calls == []                                   # the kernel was not called
     assert select_impl("bias_act", "cpp", x) == "cpp"    # an explicit impl is not overridden
@@ -257,10 +287,12 @@ def test_auto_without_build_permission_uses_ref_silently(monkeypatch, caplog, tm
 
 def test_impl_errors(native):
     x = torch.randn(1, 2, 4, 4)
-    with pytest.raises(ValueError, match="impl='cuda' is not available"):
+    with pytest.raises(ValueError, match="impl='cuda' runs on CUDA tensors"):
         bias_act(x, impl="cuda")
-    with pytest.raises(ValueError, match="impl='cuda' is not available"):
+    with pytest.raises(ValueError, match="impl='cuda' runs on CUDA tensors"):
         upfirdn2d(x, None, impl="cuda")
+    with pytest.raises(ValueError, match="unknown impl"):
+        bias_act(x, impl="triton")
     with pytest.raises(ValueError, match="CPU tensors"):
         bias_act(x.to("meta"), impl="cpp")
     with pytest.raises(ValueError, match="float16/bfloat16/float32/float64"):
@@ -276,11 +308,44 @@ def test_impl_errors(native):
     assert select_impl("bias_act", "auto", x.to("meta")) == "ref"
 
 
+# -- kernels against the reference, on each device ------------------------------------------
+#
+# Every comparison runs for the C++ CPU kernels ("cpp") and the CUDA kernels ("cuda"; skipped
+# without a GPU). The reference always runs on the CPU, in the tested dtype or in float64, so
+# no TF32 convolution on the GPU blurs the comparison; kernel results are brought back to it.
+
+@dataclasses.dataclass
+class Backend:
+    impl: str          # "cpp" | "cuda"
+    device: str        # where the kernel's tensors live
+
+    def put(self, t):
+        return None if t is None else t.to(self.device)
+
+
+@pytest.fixture(scope="session")
+def cuda_native(native):
+    """The CUDA extension, compiled once per session into the same TORCH_EXTENSIONS_DIR."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    t0 = time.perf_counter()
+    build.load(build.CUDA_EXTENSION, build=True)
+    return time.perf_counter() - t0
+
+
+@pytest.fixture(params=["cpp", pytest.param("cuda", marks=pytest.mark.gpu)])
+def backend(request, native) -> Backend:
+    if request.param == "cuda":
+        request.getfixturevalue("cuda_native")
+        return Backend("cuda", "cuda")
+    return Backend("cpp", "cpu")
+
+
 # -- bias_act: values, gradients, double backward --------------------------------------------
 
 @pytest.mark.parametrize("act", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("clamp", [None, 0.8])
-def test_bias_act_values_match_reference(native, act, clamp):
+def test_bias_act_values_match_reference(backend, act, clamp):
     torch.manual_seed(0)
     x = torch.randn(2, 5, 6, 7, dtype=torch.float64) * 3
     x[0, 0, 0, :4] = torch.tensor([0.0, 25.0, -25.0, -0.0])   # kinks and softplus' threshold
@@ -290,37 +355,42 @@ def test_bias_act_values_match_reference(native, act, clamp):
         want = bias_act(xd.double(), bd.double(), act=act, clamp=clamp, impl="ref").to(dtype)
         if dtype in (torch.float64, torch.float32):
             want = bias_act(xd, bd, act=act, clamp=clamp, impl="ref")
-        for name, xl in layouts(xd).items():
-            got = bias_act(xl, bd, act=act, clamp=clamp, impl="cpp")
+        for name, xl in layouts(backend.put(xd)).items():
+            got = bias_act(xl, backend.put(bd), act=act, clamp=clamp, impl=backend.impl)
             assert got.dtype == dtype and got.shape == x.shape
-            close(got, want, dtype)
+            assert got.device.type == backend.device
+            close(got.cpu(), want, dtype)
             if name == "channels_last":
                 assert got.is_contiguous(memory_format=torch.channels_last)
-    # Other axes, shapes and parameters, float32.
+    # Other axes, shapes and parameters, float32; sizes that leave a partial 16-byte pack.
     x32 = x.float()
     kw = dict(act=act, alpha=0.3, gain=0.7, clamp=clamp)
     for args in [(x32, torch.randn(7), -1), (x32[0, 0], torch.randn(6), 0),
                  (x32.reshape(10, 42), torch.randn(42), 1), (x32, None, 1),
-                 (x32.permute(0, 2, 3, 1), torch.randn(5), 3), (x32[:, :1], torch.randn(1), 1)]:
+                 (x32.permute(0, 2, 3, 1), torch.randn(5), 3), (x32[:, :1], torch.randn(1), 1),
+                 (x32.reshape(-1)[:401].reshape(401, 1), torch.randn(1), 1),
+                 (x32.reshape(-1)[1:], None, 0)]:
         xi, bi, dim = args
-        close(bias_act(xi, bi, dim=dim, impl="cpp", **kw),
+        close(bias_act(backend.put(xi), backend.put(bi), dim=dim, impl=backend.impl,
+                       **kw).cpu(),
               bias_act(xi, bi, dim=dim, impl="ref", **kw))
 
 
 @pytest.mark.parametrize("act", sorted(ACTIVATIONS))
-def test_bias_act_gradients_and_double_backward_match_reference_fp32(native, act):
+def test_bias_act_gradients_and_double_backward_match_reference_fp32(backend, act):
     """First and second order gradients (as R1 through a network needs) at fp32, all three
     layouts, with and without clamp."""
     torch.manual_seed(1)
     x0 = torch.randn(2, 4, 5, 3) * 2
     b0 = torch.randn(4)
-    w = torch.randn(2, 4, 5, 3)
+    w0 = torch.randn(2, 4, 5, 3)
     for clamp in (None, 1.0):
         results = {}
-        for impl in ("ref", "cpp"):
-            for name, xl in layouts(x0).items():
+        for impl, device in (("ref", "cpu"), (backend.impl, backend.device)):
+            w = w0.to(device)
+            for name, xl in layouts(x0.to(device)).items():
                 x = xl.detach().requires_grad_()
-                b = b0.clone().requires_grad_()
+                b = b0.to(device).requires_grad_()
                 wi = w.clone().requires_grad_()
                 y = bias_act(x, b, act=act, clamp=clamp, impl=impl)
                 gx, gb = torch.autograd.grad((y * wi).sum(), (x, b), create_graph=True)
@@ -330,32 +400,51 @@ def test_bias_act_gradients_and_double_backward_match_reference_fp32(native, act
                 grads = torch.autograd.grad(s2, (x, b, wi), allow_unused=True)
                 grads = [torch.zeros_like(t) if g is None else g for g, t in
                          zip(grads, (x, b, wi))]
-                results[impl, name] = (y, gx, gb, *grads)
+                results[impl, name] = [t.cpu() for t in (y, gx, gb, *grads)]
         for name in layouts(x0):
-            for got, want in zip(results["cpp", name], results["ref", name]):
+            for got, want in zip(results[backend.impl, name], results["ref", name]):
                 close(got, want)
 
 
 @pytest.mark.parametrize("act", sorted(ACTIVATIONS))
-def test_bias_act_gradcheck_and_gradgradcheck(native, act):
+def test_bias_act_gradcheck_and_gradgradcheck(backend, act):
     torch.manual_seed(0)
     # Away from the kinks (0 and the clamp bounds) so finite differences stay on one side.
     sign = torch.where(torch.rand(2, 3, 2) < 0.5, -1.0, 1.0).double()
-    x = ((torch.rand(2, 3, 2, dtype=torch.float64) + 0.1) * sign).requires_grad_()
-    b = (torch.randn(3, dtype=torch.float64) * 0.01).requires_grad_()
+    x = ((torch.rand(2, 3, 2, dtype=torch.float64) + 0.1) * sign)
+    x = x.to(backend.device).requires_grad_()
+    b = (torch.randn(3, dtype=torch.float64) * 0.01).to(backend.device).requires_grad_()
     for clamp in (None, 0.5):
-        fn = lambda x, b: bias_act(x, b, act=act, clamp=clamp, gain=1.3, impl="cpp")  # noqa
+        fn = lambda x, b: bias_act(x, b, act=act, clamp=clamp, gain=1.3,  # noqa: E731
+                                   impl=backend.impl)
         assert torch.autograd.gradcheck(fn, (x, b))
         assert torch.autograd.gradgradcheck(fn, (x, b))
 
 
-def test_bias_act_third_order_is_refused(native):
-    x = torch.randn(5, dtype=torch.float64, requires_grad=True)
-    y = bias_act(x, act="tanh", impl="cpp")
+def test_bias_act_third_order_is_refused(backend):
+    x = torch.randn(5, dtype=torch.float64, device=backend.device, requires_grad=True)
+    y = bias_act(x, act="tanh", impl=backend.impl)
     g, = torch.autograd.grad(y.sum(), x, create_graph=True)
     gg, = torch.autograd.grad(g.sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match="second order"):
         torch.autograd.grad(gg.sum(), x)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+def test_cuda_bias_act_at_benchmark_size_writes_every_element(cuda_native, dtype):
+    """A tensor of 8.4M elements (many blocks per multiprocessor, the grid-stride loop) with a
+    poisoned output buffer: every element must be written, channels-last too."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 256, 64, 64, dtype=dtype)
+    b = torch.randn(256, dtype=dtype)
+    want = bias_act(x.double(), b.double(), act="lrelu", clamp=256, impl="ref").to(dtype)
+    for xl in (x.cuda(), x.cuda().contiguous(memory_format=torch.channels_last)):
+        torch.cuda.empty_cache()
+        torch.full((x.numel() * 2,), float("nan"), dtype=dtype, device="cuda")  # poison
+        got = bias_act(xl, b.cuda(), act="lrelu", clamp=256, impl="cuda")
+        assert not got.isnan().any()
+        close(got.cpu(), want, dtype)
 
 
 # -- upfirdn2d -------------------------------------------------------------------------------
@@ -389,7 +478,7 @@ def _fits(x, f, up, down, pad):
 
 
 @pytest.mark.parametrize("fname", sorted(FILTERS))
-def test_upfirdn2d_values_match_reference(native, fname):
+def test_upfirdn2d_values_match_reference(backend, fname):
     torch.manual_seed(0)
     f = FILTERS[fname]()
     x64 = torch.randn(2, 3, 7, 6, dtype=torch.float64)
@@ -406,20 +495,21 @@ def test_upfirdn2d_values_match_reference(native, fname):
                 else:  # the kernel filters with f.to(dtype), as the reference does
                     fd = None if f is None else f.to(dtype).double()
                     want = upfirdn2d(x.double(), fd, impl="ref", **kw).to(dtype)
-                for name, xl in layouts(x).items():
-                    got = upfirdn2d(xl, f, impl="cpp", **kw)
+                for name, xl in layouts(backend.put(x)).items():
+                    got = upfirdn2d(xl, backend.put(f), impl=backend.impl, **kw)
                     assert got.shape == want.shape and got.dtype == dtype
-                    close(got, want, dtype)
+                    close(got.cpu(), want, dtype)
                     if name == "channels_last" and got.shape[1] > 1:
                         assert got.is_contiguous(memory_format=torch.channels_last)
                     checked += 1
     assert checked >= 40
 
 
-def test_upfirdn2d_random_geometries_match_reference(native):
+def test_upfirdn2d_random_geometries_match_reference(backend):
     """Random sizes, factors 1-4 per axis, paddings (negative too) and filter shapes."""
     gen = torch.Generator().manual_seed(3)
     rand = lambda lo, hi: int(torch.randint(lo, hi + 1, (), generator=gen))  # noqa: E731
+    put = backend.put
     checked = 0
     while checked < 150:
         H, W = rand(1, 9), rand(1, 9)
@@ -436,23 +526,23 @@ def test_upfirdn2d_random_geometries_match_reference(native):
             continue
         kw = dict(up=up, down=down, padding=pad, flip_filter=bool(rand(0, 1)), gain=1.7)
         want = upfirdn2d(x, f, impl="ref", **kw)
-        for xl in layouts(x).values():
-            got = upfirdn2d(xl, f, impl="cpp", **kw)
+        for xl in layouts(put(x)).values():
+            got = upfirdn2d(xl, put(f), impl=backend.impl, **kw)
             assert got.shape == want.shape, kw
-            close(got, want)
+            close(got.cpu(), want)
         # The gradient (an upfirdn2d with swapped geometry) at the same random geometry.
         w = torch.randn(want.shape, dtype=torch.float64, generator=gen)
         grads = []
-        for impl in ("ref", "cpp"):
-            xi = x.clone().requires_grad_()
-            grads.append(torch.autograd.grad((upfirdn2d(xi, f, impl=impl, **kw) * w).sum(),
-                                             xi)[0])
+        for impl, device in (("ref", "cpu"), (backend.impl, backend.device)):
+            xi = x.to(device).requires_grad_()
+            y = upfirdn2d(xi, f.to(device), impl=impl, **kw)
+            grads.append(torch.autograd.grad((y * w.to(device)).sum(), xi)[0].cpu())
         close(grads[1], grads[0])
         checked += 1
 
 
 @pytest.mark.parametrize("fname", ["2d_even_1331", "2d_odd_asym", "sep_odd"])
-def test_upfirdn2d_gradients_match_reference_fp32(native, fname):
+def test_upfirdn2d_gradients_match_reference_fp32(backend, fname):
     """First and second order gradients at fp32 over the geometries and layouts."""
     torch.manual_seed(2)
     f = FILTERS[fname]()
@@ -462,20 +552,20 @@ def test_upfirdn2d_gradients_match_reference_fp32(native, fname):
             continue
         kw = dict(up=up, down=down, padding=pad, flip_filter=fname == "sep_odd", gain=0.7)
         w = None
-        for name, xl in layouts(x0).items():
+        for name in layouts(x0):
             res = {}
-            for impl in ("ref", "cpp"):
-                x = xl.detach().requires_grad_()
-                y = upfirdn2d(x, f, impl=impl, **kw)
+            for impl, device in (("ref", "cpu"), (backend.impl, backend.device)):
+                x = layouts(x0.to(device))[name].detach().requires_grad_()
+                y = upfirdn2d(x, f.to(device), impl=impl, **kw)
                 if w is None:
                     w = torch.randn(y.shape)
-                wi = w.clone().requires_grad_()
+                wi = w.to(device).requires_grad_()
                 # The op is linear: its double backward is the backward's gradient with
                 # respect to the incoming gradient (as in R1: |d D / d x|^2 back to D).
                 g, = torch.autograd.grad((y * wi).sum(), x, create_graph=True)
                 gg, = torch.autograd.grad((g * g).sum(), wi)
-                res[impl] = (y, g, gg)
-            for got, want in zip(res["cpp"], res["ref"]):
+                res[impl] = [t.cpu() for t in (y, g, gg)]
+            for got, want in zip(res[backend.impl], res["ref"]):
                 close(got, want)
 
 
@@ -483,31 +573,53 @@ def test_upfirdn2d_gradients_match_reference_fp32(native, fname):
                                          ((2, 1), (1, 2), (3, 0, 1, -1)),
                                          (1, 4, (0, 1, 2, 3)), (4, 2, (1, 2, 0, 1))])
 @pytest.mark.parametrize("fname", ["2d_odd_asym", "sep_even"])
-def test_upfirdn2d_gradcheck_and_gradgradcheck(native, up, down, pad, fname):
-    f = FILTERS[fname]().double()
-    x = torch.randn(1, 2, 4, 5, dtype=torch.float64, requires_grad=True)
-    fn = lambda x: upfirdn2d(x, f, up=up, down=down, padding=pad, gain=1.3, impl="cpp")  # noqa
+def test_upfirdn2d_gradcheck_and_gradgradcheck(backend, up, down, pad, fname):
+    f = FILTERS[fname]().double().to(backend.device)
+    x = torch.randn(1, 2, 4, 5, dtype=torch.float64, device=backend.device, requires_grad=True)
+    fn = lambda x: upfirdn2d(x, f, up=up, down=down, padding=pad, gain=1.3,  # noqa: E731
+                             impl=backend.impl)
     assert torch.autograd.gradcheck(fn, (x,))
     assert torch.autograd.gradgradcheck(fn, (x,))
 
 
-def test_resampling_helpers_and_conv_run_the_kernel_under_auto(native, monkeypatch):
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize("case", ["up2", "down2", "filter", "up2_8x8_planes"])
+def test_cuda_upfirdn2d_at_network_sizes(cuda_native, case, dtype):
+    """The resampling of the style-based networks at real sizes (tiles of 64 outputs, several
+    small planes per block, grids of many tiles), channels-last too."""
+    torch.manual_seed(0)
+    f = setup_filter([1, 3, 3, 1])
+    shape, fn = {"up2": ((4, 32, 64, 64), upsample2d), "down2": ((4, 32, 128, 96), downsample2d),
+                 "filter": ((2, 16, 100, 70), filter2d),
+                 "up2_8x8_planes": ((8, 512, 8, 8), upsample2d)}[case]
+    x = torch.randn(shape, dtype=dtype)
+    want = fn(x.double(), f.to(dtype).double(), impl="ref").to(dtype)
+    for xl in (x.cuda(), x.cuda().contiguous(memory_format=torch.channels_last)):
+        got = fn(xl, f.cuda(), impl="cuda")
+        close(got.cpu(), want, dtype)
+
+
+def test_resampling_helpers_and_conv_run_the_kernel_under_auto(backend, monkeypatch):
     calls = []
     U = sys.modules["ganzoo.ops.upfirdn2d"]
     real = U._Upfirdn2d.apply
     monkeypatch.setattr(U._Upfirdn2d, "apply", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.delenv("GANZOO_OPS_IMPL", raising=False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)   # exact convs on the GPU
     torch.manual_seed(0)
-    f = setup_filter([1, 3, 3, 1])
-    x = torch.randn(2, 4, 8, 8)
-    w = torch.randn(3, 4, 3, 3)
-    styles = torch.rand(2, 4) + 0.5
+    put = backend.put
+    f = put(setup_filter([1, 3, 3, 1]))
+    x = put(torch.randn(2, 4, 8, 8))
+    w = put(torch.randn(3, 4, 3, 3))
+    styles = put(torch.rand(2, 4) + 0.5)
     for fn in (lambda i: upsample2d(x, f, impl=i), lambda i: downsample2d(x, f, impl=i),
                lambda i: filter2d(x, f, impl=i),
                lambda i: conv2d_resample(x, w, f, up=2, padding=1, impl=i),
                lambda i: conv2d_resample(x, w, f, down=2, padding=1, impl=i),
                lambda i: modulated_conv2d(x, w, styles, up=2, resample_filter=f, impl=i)):
         n = len(calls)
-        close(fn("auto"), fn("ref"))
+        close(fn("auto").cpu(), fn("ref").cpu())
         assert len(calls) > n
 
 

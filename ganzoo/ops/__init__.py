@@ -5,25 +5,27 @@ and gradients, double backward included). Every op takes ``impl``:
 
 - ``"auto"`` (default): the native kernel for the tensor's device when it is available, else
   the reference, with one logged warning per op and process saying why (e.g. "ninja is not
-  installed"). Today the native kernels are C++ CPU kernels of ``bias_act`` and ``upfirdn2d``
-  (and so of ``upsample2d``, ``downsample2d``, ``filter2d`` and the resampling inside
-  ``conv2d_resample`` / ``modulated_conv2d``); CUDA tensors run the reference.
+  installed"). The native kernels are C++ CPU kernels and CUDA kernels of ``bias_act`` and
+  ``upfirdn2d`` (and so of ``upsample2d``, ``downsample2d``, ``filter2d`` and the resampling
+  inside ``conv2d_resample`` / ``modulated_conv2d``), in two extensions (third_party/cpu/ and
+  third_party/cuda/), each built on first use.
 - ``"ref"``: the reference, built from public torch ops only, so it runs on every device and
   is differentiable twice by plain autograd.
 - ``"cpp"``: the C++ CPU kernel, built now if needed; any problem raises
   :class:`~ganzoo.ops.build.OpBuildError` (a :class:`~ganzoo.errors.GanzooError`).
-- ``"cuda"``: raises ValueError; ganzoo has no CUDA kernels yet (the build machinery in
-  :mod:`ganzoo.ops.build` is ready for them).
+- ``"cuda"``: the CUDA kernel (CUDA tensors only), built now if needed; any problem (a CPU
+  build of torch, no nvcc, a compile error) raises :class:`~ganzoo.ops.build.OpBuildError`.
 
 Environment:
 
 - ``GANZOO_OPS_IMPL=ref`` makes every ``"auto"`` call use the reference (a global escape hatch
-  for users and tests); ``GANZOO_OPS_IMPL=cpp`` makes them require the C++ kernels. An
-  explicit ``impl=`` argument other than ``"auto"`` is not overridden.
+  for users and tests); ``GANZOO_OPS_IMPL=cpp`` (or ``cuda``) makes them require the C++ (or
+  CUDA) kernels. An explicit ``impl=`` argument other than ``"auto"`` is not overridden.
 - ``GANZOO_OPS_BUILD=0``: ``"auto"`` uses the C++ kernels only if they are already built (in
   the cache, or loaded by this process) and never compiles. Default ``1``: the first ``"auto"``
-  call on a CPU tensor compiles them (about a minute on 2 cores, once per source and torch
-  version; see :mod:`ganzoo.ops.build`).
+  call on a CPU (CUDA) tensor compiles the CPU (CUDA) kernels: about a minute on 2 cores, a
+  minute or two with nvcc, once per source, torch version and (CUDA) GPU architecture; see
+  :mod:`ganzoo.ops.build`.
 
 Why ``"auto"`` compiles on first use by default: a CPU user of ``ganzoo train stylegan2-ada``
 gets the faster kernels without knowing about them, for a one-time wait announced by a log
@@ -37,8 +39,9 @@ broken toolchain costs one warning per process, not a compile); ``ganzoo ops bui
 retries.
 
 Where "auto" runs the reference although the kernel is built: tensors on other devices or of
-other dtypes (the kernels take float16/bfloat16/float32/float64 CPU tensors), an upfirdn2d
-filter that requires grad (the kernel differentiates with respect to x only), and code being
+other dtypes (the kernels take float16/bfloat16/float32/float64 CPU and CUDA tensors), an
+upfirdn2d filter that requires grad (the kernels differentiate with respect to x only) or, on
+CUDA, one of more than 1,024 taps (2-D; a 1-D filter counts as its square), and code being
 traced by torch.compile (the kernels have no fake-tensor implementation). The kernels'
 autograd goes to second order (double backward, as R1 needs); a third order raises.
 """
@@ -54,28 +57,31 @@ from ganzoo.errors import GanzooError
 IMPLS = ("auto", "ref", "cpp", "cuda")
 IMPL_ENV = "GANZOO_OPS_IMPL"
 BUILD_ENV = "GANZOO_OPS_BUILD"
-NATIVE_OPS = ("bias_act", "upfirdn2d")   # ops with a C++ CPU kernel
+NATIVE_OPS = ("bias_act", "upfirdn2d")   # ops with C++ CPU and CUDA kernels
 NATIVE_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+NATIVE_DEVICE = {"cpp": "cpu", "cuda": "cuda"}       # impl -> the device its kernels take
 
 log = logging.getLogger("ganzoo.ops")
 _warned: set[str] = set()
 _is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None) or (lambda: False)
 
 
-def check_impl(op: str, impl: str) -> None:
-    """Raise ValueError for an ``impl`` that ``op`` cannot run (unknown names, "cuda")."""
-    if impl in ("auto", "ref", "cpp"):
-        return
-    if impl == "cuda":
-        raise ValueError(f"{op}: impl='cuda' is not available: ganzoo has no CUDA kernels yet "
-                         "(only C++ CPU kernels); use impl='auto', 'cpp' (CPU) or 'ref'")
-    raise ValueError(f"{op}: unknown impl {impl!r}; choose from {', '.join(IMPLS)}")
+def check_impl(op: str, impl: str, x: torch.Tensor | None = None) -> None:
+    """Raise ValueError for an unknown ``impl``, or a native one that cannot take ``x``'s
+    device (also for composite ops whose call may not reach a native kernel)."""
+    if impl not in IMPLS:
+        raise ValueError(f"{op}: unknown impl {impl!r}; choose from {', '.join(IMPLS)}")
+    device = NATIVE_DEVICE.get(impl)
+    if device is not None and x is not None and x.device.type != device:
+        raise ValueError(f"{op}: impl={impl!r} runs on {device.upper()} tensors, got one "
+                         f"on {x.device}")
 
 
 def _env_impl() -> str:
     value = os.environ.get(IMPL_ENV, "").strip().lower() or "auto"
-    if value not in ("auto", "ref", "cpp"):
-        raise GanzooError(f"{IMPL_ENV}={value!r}: expected auto, ref or cpp")
+    if value not in IMPLS:
+        raise GanzooError(f"{IMPL_ENV}={value!r}: expected auto, ref, cpp or cuda")
     return value
 
 
@@ -91,7 +97,7 @@ def _warn_once(op: str, message: str) -> None:
 
 
 def select_impl(op: str, impl: str, x: torch.Tensor | None = None) -> str:
-    """The implementation ``op`` runs for ``impl`` on tensor ``x``: "ref" or "cpp".
+    """The implementation ``op`` runs for ``impl`` on tensor ``x``: "ref", "cpp" or "cuda".
 
     ``x`` None (or an op without a native kernel) always means "ref" after validation.
     """
@@ -105,34 +111,40 @@ def select_impl(op: str, impl: str, x: torch.Tensor | None = None) -> str:
     if x is None or op not in NATIVE_OPS:
         return "ref"
     from ganzoo.ops import build
-    spec = build.CPU_EXTENSION
-    if impl == "cpp":
-        if x.device.type != "cpu":
-            raise ValueError(f"{op}: impl='cpp' runs on CPU tensors, got one on {x.device}")
+    if impl != "auto":            # an explicit native impl: its device, its dtypes, built now
+        check_impl(op, impl, x)
+        device = NATIVE_DEVICE[impl]
         if x.dtype not in NATIVE_DTYPES:
-            raise ValueError(f"{op}: impl='cpp' takes float16/bfloat16/float32/float64, "
+            raise ValueError(f"{op}: impl={impl!r} takes float16/bfloat16/float32/float64, "
                              f"got {x.dtype}")
-        build.load(spec)
-        return "cpp"
-    # auto
-    if x.device.type != "cpu" or x.dtype not in NATIVE_DTYPES:
-        if x.device.type == "cuda":
-            _warn_once(op, "no CUDA kernel in this ganzoo version; running the pure-PyTorch "
-                       "reference")
+        build.load(build.BY_DEVICE[device])
+        return impl
+    # auto: the native kernel of x's device when it is (or may be) built, else the reference
+    spec = build.BY_DEVICE.get(x.device.type)
+    if spec is None or x.dtype not in NATIVE_DTYPES:
         return "ref"
+    native = "cpp" if spec.device == "cpu" else "cuda"
     if _is_compiling():
         return "ref"   # the kernels have no fake-tensor implementation for tracing
     if build.loaded(spec) is not None:
-        return "cpp"
+        return native
     try:
         build.load(spec, build=build_allowed())
-        return "cpp"
+        return native
     except build.NotBuilt:
         return "ref"   # GANZOO_OPS_BUILD=0 and not built: a choice, not a failure
     except GanzooError as e:
-        _warn_once(op, f"running the pure-PyTorch reference on CPU, the C++ kernel is "
+        where = "CPU" if spec.device == "cpu" else "CUDA"
+        kind = "C++" if spec.device == "cpu" else "CUDA"
+        _warn_once(op, f"running the pure-PyTorch reference on {where}, the {kind} kernel is "
                    f"unavailable: {e} (set {IMPL_ENV}=ref to silence this)")
         return "ref"
+
+
+def native_ops(x: torch.Tensor):
+    """The loaded torch.ops namespace whose kernels take ``x``'s device."""
+    from ganzoo.ops import build
+    return build.loaded(build.BY_DEVICE[x.device.type])
 
 
 # Imported after select_impl, which the op modules use.

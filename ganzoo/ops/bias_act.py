@@ -1,10 +1,11 @@
 """Fused bias + activation + gain + clamp, the tail of every layer of the style-based networks.
 
 One op instead of four because a native kernel can do all of it in one pass over memory; the
-reference below is the specification of that kernel. The C++ kernel (third_party/cpu/
-bias_act.cpp) computes the value and, for autograd, the first and second derivatives from the
-saved input: the backward pass is an autograd function built from the same kernel, so double
-backward (R1 through the network) works; third order is not implemented (use impl="ref").
+reference below is the specification of that kernel. The native kernels (third_party/cpu/
+bias_act.cpp, third_party/cuda/bias_act.cu) compute the value and, for autograd, the first and
+second derivatives from the saved input: the backward pass is an autograd function built from
+the same kernel, so double backward (R1 through the network) works; third order is not
+implemented (use impl="ref").
 """
 from __future__ import annotations
 
@@ -16,8 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganzoo.ops import select_impl
-from ganzoo.ops.build import CPU_EXTENSION, loaded
+from ganzoo.ops import native_ops, select_impl
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,11 @@ def bias_act(x: Tensor, b: Tensor | None = None, dim: int = 1, act: str = "linea
         gain: output scale; default sqrt(2) for relu and lrelu, 1 for the others.
         clamp: if not None, the output is clamped to [-clamp, clamp] (after the gain); keeps
             fp16 activations finite.
-        impl: "auto" | "ref" | "cpp" (see :mod:`ganzoo.ops`).
+        impl: "auto" | "ref" | "cpp" | "cuda" (see :mod:`ganzoo.ops`).
 
     Returns:
-        A tensor of x's shape and dtype (``b`` is cast to x's dtype); the C++ kernel keeps x's
-        memory layout (e.g. channels-last). Twice differentiable wherever the activation is.
+        A tensor of x's shape and dtype (``b`` is cast to x's dtype); the native kernels keep
+        x's memory layout (e.g. channels-last). Twice differentiable wherever the activation is.
     """
     if act not in ACTIVATIONS:
         raise ValueError(f"bias_act: unknown activation {act!r}; choose from "
@@ -77,7 +77,7 @@ def bias_act(x: Tensor, b: Tensor | None = None, dim: int = 1, act: str = "linea
                              f"dimension {dim} of x {list(x.shape)}")
     alpha = spec.default_alpha if alpha is None else float(alpha)
     gain = spec.default_gain if gain is None else float(gain)
-    if select_impl("bias_act", impl, x) == "cpp":
+    if select_impl("bias_act", impl, x) != "ref":
         b = None if b is None else b.to(x.dtype)
         params = _Params(dim if b is not None else 0, act, alpha, gain,
                          -1.0 if clamp is None else float(clamp))
@@ -92,7 +92,7 @@ def bias_act(x: Tensor, b: Tensor | None = None, dim: int = 1, act: str = "linea
     return x
 
 
-# -- C++ kernel with autograd ---------------------------------------------------------------
+# -- native kernels with autograd ------------------------------------------------------------
 
 # Activations whose second derivative is zero wherever it exists: no order-2 kernel call.
 _PIECEWISE_LINEAR = frozenset({"linear", "relu", "lrelu"})
@@ -109,8 +109,7 @@ class _Params:
 
 def _kernel(x: Tensor, b: Tensor | None, g1: Tensor | None, g2: Tensor | None, p: _Params,
             order: int) -> Tensor:
-    ops = loaded(CPU_EXTENSION)
-    return ops.bias_act(x, b, g1, g2, p.dim, p.act, p.alpha, p.gain, p.clamp, order)
+    return native_ops(x).bias_act(x, b, g1, g2, p.dim, p.act, p.alpha, p.gain, p.clamp, order)
 
 
 def _sum_bias(d: Tensor, dim: int) -> Tensor:
@@ -170,5 +169,5 @@ class _BiasActGrad2(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *grads):
-        raise RuntimeError("bias_act: the C++ kernel provides gradients up to second order; "
+        raise RuntimeError("bias_act: the native kernels provide gradients up to second order; "
                            "use impl='ref' for higher orders")

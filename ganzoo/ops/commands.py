@@ -47,9 +47,33 @@ def _describe(st) -> str:
     if st.status == "built":
         return f"built, not loaded: {built}"
     if st.status == "not built":
-        return ("not built: `ganzoo ops build` compiles it (about a minute on 2 cores); "
-                "so does the first auto call when GANZOO_OPS_BUILD=1")
+        return ("not built: `ganzoo ops build` compiles it; so does the first auto call when "
+                "GANZOO_OPS_BUILD=1")
     return f"{st.status}: {st.reason}"
+
+
+def _cuda_unusable() -> str | None:
+    """Why this process cannot run CUDA kernels at all, or None."""
+    if torch.version.cuda is None:
+        return f"this torch ({torch.__version__}) is a CPU build"
+    if not torch.cuda.is_available():
+        return "no CUDA device visible"
+    return None
+
+
+def _loaded_state(spec):
+    """The extension's state, loading it first when it is built (to prove it loads)."""
+    from ganzoo.errors import GanzooError
+    from ganzoo.ops import build
+    st = build.state(spec)
+    if st.status == "built":
+        try:
+            build.load(spec, build=False)
+        except GanzooError as e:
+            st.status, st.reason = "failed", str(e)
+        else:
+            st = build.state(spec)
+    return st
 
 
 @ops_group.command("check")
@@ -61,54 +85,52 @@ def check_command():
     from ganzoo.ops import build, select_impl
     for line in _environment_lines():
         click.echo(line)
-    spec = build.CPU_EXTENSION
-    st = build.state(spec)
-    if st.status == "built":
-        try:
-            build.load(spec, build=False)
-        except GanzooError as e:
-            st.status, st.reason = "failed", str(e)
-        else:
-            st = build.state(spec)
-    click.echo(f"extension {spec.library}: {st.directory}")
+    lines = {}
+    for spec in build.EXTENSIONS.values():
+        unusable = _cuda_unusable() if spec.cuda else None
+        if unusable:
+            lines[spec.name] = (f"not available: {unusable}; auto runs the reference there", None)
+            continue
+        st = _loaded_state(spec)
+        click.echo(f"extension {spec.library}: {st.directory}")
+        auto = None
+        if st.status == "loaded":
+            probe = torch.zeros(1, 1, 1, 1, device=spec.device)
+            try:
+                auto = select_impl(spec.ops[0], "auto", probe)
+            except GanzooError:
+                auto = None
+        lines[spec.name] = (_describe(st), auto)
     click.echo("")
-    cpu_line = _describe(st)
-    if torch.cuda.is_available():
-        cuda_line = ("not available: ganzoo has no CUDA kernels yet; auto runs the reference "
-                     "on CUDA tensors")
-    else:
-        cuda_line = "not available: no CUDA kernels yet (and no CUDA device here)"
-    rows = []
-    probe = torch.zeros(1, 1, 1, 1)
-    for op in build.CPU_EXTENSION.ops:
-        try:
-            auto = select_impl(op, "auto", probe) if st.status == "loaded" else None
-        except GanzooError:
-            auto = None
-        auto_note = f" (auto uses {auto})" if auto else ""
-        rows.append((op, "cpu", "cpp", cpu_line + auto_note))
-        rows.append((op, "cuda", "cuda", cuda_line))
-        rows.append((op, "any", "ref", "ready: pure PyTorch, the specification"))
     click.echo(f"{'op':11s} {'device':7s} {'impl':5s} state")
-    for op, device, impl, text in rows:
-        click.echo(f"{op:11s} {device:7s} {impl:5s} {text}")
+    for op in build.CPU_EXTENSION.ops:
+        for spec in build.EXTENSIONS.values():
+            impl = "cpp" if spec.device == "cpu" else "cuda"
+            text, auto = lines[spec.name]
+            note = f" (auto uses {auto})" if auto else ""
+            click.echo(f"{op:11s} {spec.device:7s} {impl:5s} {text}{note}")
+        click.echo(f"{op:11s} {'any':7s} {'ref':5s} ready: pure PyTorch, the specification")
 
 
 @ops_group.command("build")
 @click.option("--force", is_flag=True, help="rebuild from scratch, also after a failed build")
 def build_command(force: bool):
-    """Compile the native kernels now (or load them from the cache) and print the time."""
+    """Compile the native kernels usable here now (or load them from the cache) and print the
+    time: the CPU kernels, and the CUDA kernels where torch has CUDA and sees a GPU."""
     from ganzoo.ops import build
-    spec = build.CPU_EXTENSION
-    already = build.loaded(spec) is not None and not force
-    was_built = build.is_built(spec) and not force
-    t0 = time.perf_counter()
-    build.load(spec, build=True, force=force)
-    seconds = time.perf_counter() - t0
-    st = build.state(spec)
-    if already or was_built:
-        how = "already loaded" if already else f"loaded from the cache in {seconds:.2f} s"
-        click.echo(f"{spec.library}: up to date, {how} (built {st.built_at} in "
-                   f"{st.build_seconds:.1f} s): {st.directory}")
-    else:
-        click.echo(f"{spec.library}: built in {st.build_seconds:.1f} s: {st.directory}")
+    for spec in build.EXTENSIONS.values():
+        if spec.cuda and (unusable := _cuda_unusable()):
+            click.echo(f"{spec.library}: skipped: {unusable}")
+            continue
+        already = build.loaded(spec) is not None and not force
+        was_built = build.is_built(spec) and not force
+        t0 = time.perf_counter()
+        build.load(spec, build=True, force=force)
+        seconds = time.perf_counter() - t0
+        st = build.state(spec)
+        if already or was_built:
+            how = "already loaded" if already else f"loaded from the cache in {seconds:.2f} s"
+            click.echo(f"{spec.library}: up to date, {how} (built {st.built_at} in "
+                       f"{st.build_seconds:.1f} s): {st.directory}")
+        else:
+            click.echo(f"{spec.library}: built in {st.build_seconds:.1f} s: {st.directory}")

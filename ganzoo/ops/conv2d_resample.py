@@ -40,7 +40,7 @@ def conv2d_resample(x: Tensor, w: Tensor, f: Tensor | None = None, up: int = 1, 
         f: FIR filter from :func:`~ganzoo.ops.setup_filter`, used only when up or down > 1.
         up, down: 1 or an integer factor; not both > 1.
         padding: zero padding of the convolution, pixels per side.
-        impl: "auto" | "ref" | "cpp" (see :mod:`ganzoo.ops`).
+        impl: "auto" | "ref" | "cpp" | "cuda" (see :mod:`ganzoo.ops`).
 
     Semantics:
         - up = down = 1: ``F.conv2d(x, w, padding=padding, groups=groups)``.
@@ -56,7 +56,7 @@ def conv2d_resample(x: Tensor, w: Tensor, f: Tensor | None = None, up: int = 1, 
     convolution u * f * flip(w); the transposed conv computes u * flip(w) on the input grid
     and the FIR pass adds * f, with paddings chosen so the window lines up.
     """
-    check_impl("conv2d_resample", impl)   # passed on: upfirdn2d picks its kernel per tensor
+    check_impl("conv2d_resample", impl, x)   # passed on: upfirdn2d picks its kernel per tensor
     if up > 1 and down > 1:
         raise ValueError("conv2d_resample: up and down cannot both be > 1")
     if min(up, down) < 1:

@@ -61,13 +61,13 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool
             original implementation's inference choice); elsewhere non-fused, which measured
             1.0-1.6x faster than fused on CPU (torch 2.13, one thread) in training and
             inference alike.
-        impl: "auto" | "ref" | "cpp" (see :mod:`ganzoo.ops`).
+        impl: "auto" | "ref" | "cpp" | "cuda" (see :mod:`ganzoo.ops`).
 
     Returns:
         [N, O, H', W'] in x's dtype. The weights are modulated and demodulated in (at least)
         float32 and only then cast, so fp16 activations never meet an overflowed weight.
     """
-    check_impl("modulated_conv2d", impl)   # passed on: upfirdn2d picks its kernel per tensor
+    check_impl("modulated_conv2d", impl, x)   # passed on: upfirdn2d picks its kernel per tensor
     N, I, H, W = x.shape
     O, wi, kh, kw = weight.shape
     if wi != I or styles.shape != (N, I):

@@ -4,7 +4,8 @@ The one resampling primitive of the style-based networks: up- and down-sampling 
 low-pass FIR filter (e.g. [1, 3, 3, 1]) instead of nearest/bilinear or strided convolutions,
 which keeps the networks free of aliasing that a discriminator could latch onto.
 
-The C++ kernel (third_party/cpu/upfirdn2d.cpp) works on the input grid directly. Its gradient
+The native kernels (third_party/cpu/upfirdn2d.cpp, third_party/cuda/upfirdn2d.cu) work on the
+input grid directly. Their gradient
 is again an upfirdn2d: downsampling's transpose is zero insertion, a valid convolution's is a
 full one with the flipped filter, zero insertion's is downsampling; so the backward pass swaps
 up and down, flips the filter and adjusts the padding (:func:`_gradient_geometry`), and one
@@ -19,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganzoo.ops import select_impl
-from ganzoo.ops.build import CPU_EXTENSION, loaded
+from ganzoo.ops import native_ops, select_impl
 
 Padding = int | Sequence[int]
+CUDA_MAX_TAPS = 1024     # 2-D taps the CUDA kernel keeps in shared memory (kMaxTaps)
 
 
 def setup_filter(f: Sequence[float] | Tensor | None, normalize: bool = True,
@@ -104,13 +105,13 @@ def upfirdn2d(x: Tensor, f: Tensor | None, up: int | Sequence[int] = 1,
         f: filter from :func:`setup_filter` ([fh, fw] or [k]); None = identity.
         up, down: int or (x, y) factors >= 1.
         padding: int, (px, py) or (x0, x1, y0, y1), in pixels of the upsampled image.
-        impl: "auto" | "ref" | "cpp" (see :mod:`ganzoo.ops`). The C++ kernel does not
-            differentiate with respect to ``f``: a filter that requires grad runs the
+        impl: "auto" | "ref" | "cpp" | "cuda" (see :mod:`ganzoo.ops`). The native kernels do
+            not differentiate with respect to ``f``: a filter that requires grad runs the
             reference under "auto".
 
     Returns:
         [N, C, ceil(H' / dy), ceil(W' / dx)] with H' = H * uy + y0 + y1 - fh + 1 (W' alike),
-        x's dtype (and, with the C++ kernel, x's memory format).
+        x's dtype (and, with the native kernels, x's memory format).
     """
     if x.ndim != 4:
         raise ValueError(f"upfirdn2d: expected x of shape [N, C, H, W], got {list(x.shape)}")
@@ -127,12 +128,17 @@ def upfirdn2d(x: Tensor, f: Tensor | None, up: int | Sequence[int] = 1,
     if f is not None and f.ndim not in (1, 2):
         raise ValueError(f"upfirdn2d: filter must be 1-D or 2-D, got shape {list(f.shape)}")
     f_grad = f is not None and f.requires_grad and torch.is_grad_enabled()
-    if select_impl("upfirdn2d", "ref" if f_grad and impl == "auto" else impl, x) == "cpp":
+    wide = x.is_cuda and fw * fh > CUDA_MAX_TAPS       # the CUDA kernel's shared-memory limit
+    chosen = select_impl("upfirdn2d", "ref" if (f_grad or wide) and impl == "auto" else impl, x)
+    if chosen != "ref":
         if f_grad:
-            raise ValueError("upfirdn2d: impl='cpp' does not differentiate with respect to "
-                             "the filter; use impl='ref'")
+            raise ValueError(f"upfirdn2d: impl={chosen!r} does not differentiate with respect "
+                             "to the filter; use impl='ref'")
+        if wide:
+            raise ValueError(f"upfirdn2d: impl='cuda' takes at most {CUDA_MAX_TAPS} filter "
+                             f"taps, got {fh} x {fw}; use impl='ref'")
         if f is None:
-            f = torch.ones(1, 1)
+            f = torch.ones(1, 1, device=x.device)
         geometry = _Geometry((ux, uy), (dx, dy), (x0, x1, y0, y1), bool(flip_filter),
                              float(gain))
         return _Upfirdn2d.apply(x, f.detach(), geometry)
@@ -205,7 +211,7 @@ def filter2d(x: Tensor, f: Tensor | None, padding: Padding = 0, flip_filter: boo
     return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
 
 
-# -- C++ kernel with autograd ---------------------------------------------------------------
+# -- native kernels with autograd ------------------------------------------------------------
 
 @dataclass(frozen=True)
 class _Geometry:
@@ -237,8 +243,8 @@ def _gradient_geometry(g: _Geometry, in_size: tuple[int, int], out_size: tuple[i
 class _Upfirdn2d(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, f, g):
-        y = loaded(CPU_EXTENSION).upfirdn2d(x, f, list(g.up), list(g.down), list(g.pad), g.flip,
-                                            g.gain)
+        y = native_ops(x).upfirdn2d(x, f, list(g.up), list(g.down), list(g.pad), g.flip,
+                                    g.gain)
         ctx.save_for_backward(f)
         ctx.g = g
         ctx.sizes = (x.shape[3], x.shape[2]), (y.shape[3], y.shape[2])

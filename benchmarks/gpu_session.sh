@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# One call on a lent GPU machine (see ../shared/GPU.md): install ganzoo offline, build the
+# CUDA ops, run the GPU tests, the op and training benchmarks and a profile; logs and JSON
+# go to $OUT (default ./gpu-out). Each step has its own time limit, so a failing step leaves
+# the others' results. Usage: bash benchmarks/gpu_session.sh [steps...]
+# steps: install build tests bench_ops bench_sg2 profile train (default: all)
+set -u
+OUT=${OUT:-$PWD/gpu-out}
+mkdir -p "$OUT"
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-$PWD/.torch-extensions}
+export GANZOO_HOME=${GANZOO_HOME:-$PWD/.ganzoo-home}
+export PYTHONUNBUFFERED=1
+steps=${*:-install build tests bench_ops bench_sg2 profile}
+t_start=$(date +%s)
+step() {  # step NAME LIMIT_S COMMAND...
+  local name=$1 limit=$2; shift 2
+  local t0=$(date +%s)
+  echo "=== $name (limit ${limit}s) at +$((t0 - t_start))s"
+  timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+  local rc=$?
+  echo "=== $name rc=$rc in $(( $(date +%s) - t0 ))s"
+  tail -n 8 "$OUT/$name.log"
+}
+for s in $steps; do
+  case $s in
+    install) step install 120 python3 -m pip install -q --no-deps --no-build-isolation -e . ;;
+    build) nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
+           python3 -c "import torch; print(torch.__version__, torch.version.cuda)" >> "$OUT/gpu.txt"
+           step build 300 python3 -m ganzoo ops build
+           step check 60 python3 -m ganzoo ops check ;;
+    tests) step tests 300 python3 -m pytest -q --maxfail=20 -p no:cacheprovider \
+             tests/test_ops_native.py tests/test_ops_reference.py \
+             tests/test_stylegan2_networks.py ;;
+    bench_ops) step bench_ops 240 python3 -m pytest -q -s -p no:cacheprovider \
+             benchmarks/test_ops_throughput.py -k gpu --benchmark-json="$OUT/bench_ops.json" ;;
+    bench_sg2) step bench_sg2 400 python3 -m pytest -q -s -p no:cacheprovider \
+             benchmarks/test_stylegan2_speed.py --benchmark-json="$OUT/bench_sg2.json" ;;
+    profile) step profile_cuda 200 python3 benchmarks/profile_stylegan2.py --impl cuda \
+               --out "$OUT/profile_cuda.txt"
+             step profile_ref 200 python3 benchmarks/profile_stylegan2.py --impl ref \
+               --out "$OUT/profile_ref.txt" ;;
+    train) step train 400 python3 -m ganzoo train stylegan2-ada --data shapes --resolution 64 \
+             --kimg 4 --tick 1 --device cuda --out "$PWD/gpu-runs"
+           cp "$(ls -t gpu-runs/*/*.png 2>/dev/null | head -1)" "$OUT/" 2>/dev/null ;;
+    *) echo "unknown step $s" ;;
+  esac
+done
+echo "total $(( $(date +%s) - t_start ))s"
+# At most 8 files come back from the device tool: the logs go into one.
+(cd "$OUT" && for f in *.log; do echo "##### $f"; cat "$f"; done > all-logs.txt && rm -f ./*.log)
