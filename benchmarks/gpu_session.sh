@@ -41,8 +41,8 @@ for s in $steps; do
              step profile_ref 200 python3 benchmarks/profile_stylegan2.py --impl ref \
                --out "$OUT/profile_ref.txt" ;;
     train) step train 400 python3 -m ganzoo train stylegan2-ada --data shapes --resolution 64 \
-             --kimg 4 --tick 1 --device cuda --out "$PWD/gpu-runs"
-           cp "$(ls -t gpu-runs/*/*.png 2>/dev/null | head -1)" "$OUT/" 2>/dev/null ;;
+             --kimg 2 --tick 0.5 --device cuda --out "$PWD/gpu-runs"
+           cp gpu-runs/*/final.png "$OUT/train-final.png" 2>/dev/null ;;
     *) echo "unknown step $s" ;;
   esac
 done

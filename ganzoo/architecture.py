@@ -141,10 +141,13 @@ class Architecture(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def train_step(self, reals: Tensor, labels: Tensor | None) -> dict[str, float]:
+    def train_step(self, reals: Tensor, labels: Tensor | None) -> dict[str, float | Tensor]:
         """One optimisation step on a batch of real images (NCHW, float in [-1, 1]).
 
-        :return: scalar losses and statistics to log, e.g. ``{"loss_g": .., "loss_d": ..}``.
+        :return: scalar losses and statistics to log, e.g. ``{"loss_g": .., "loss_d": ..}``:
+            floats, or detached 0-d tensors, which the trainer sums where they live and reads
+            every few steps (on a GPU, ``.item()`` per value and step makes the host wait for
+            the GPU each time).
         """
 
     @abc.abstractmethod

@@ -43,6 +43,7 @@ SAMPLE_SEED = 1234   # fixed latents for sample grids, so grids are comparable o
 
 
 MAX_DEFAULT_SNAP_KIMG = 200.0
+STATS_READ_EVERY = 16  # steps between reads of logged values left on a GPU (see _read_pending_stats)
 
 
 @dataclass
@@ -189,6 +190,10 @@ class Trainer:
         self.grid_count = n * self.grid_cols
         self._tick_sums: dict[str, float] = {}
         self._tick_steps = 0
+        self._pending: dict[str, torch.Tensor] = {}   # device sums of tensor stats, unread
+        # Reading a CPU tensor costs nothing: every step there, so the progress line is live.
+        self.stats_read_every = 1 if self.device.type == "cpu" else STATS_READ_EVERY
+        self._pending_from = 0                         # the first step they cover
         self._tick_start = time.monotonic()
         self._tick_images = self.progress.images
         self._last_sec_per_kimg: float | None = None
@@ -367,17 +372,41 @@ class Trainer:
         if self.ranks.distributed:
             stats = self._distributed_step(reals, labels)
         else:
-            stats = {k: float(v) for k, v in self.arch.train_step(reals, labels).items()}
+            stats = self.arch.train_step(reals, labels)
         self.progress.step += 1
         for k, v in stats.items():
-            if not math.isfinite(v):
-                raise GanzooError(f"{k} became {v} at step {self.progress.step} (kimg "
-                                  f"{self.progress.kimg:.3f}); stopped "
-                                  f"({self._last_checkpoint_text()})")
-            self._tick_sums[k] = self._tick_sums.get(k, 0.0) + v
+            if isinstance(v, torch.Tensor):      # summed where it lives, read in batches
+                if not self._pending:
+                    self._pending_from = self.progress.step
+                self._pending[k] = self._pending.get(k, 0) + v.detach().float()
+            else:
+                self._add_stat(k, float(v), self.progress.step)
         self._tick_steps += 1
         self.progress.images += reals.shape[0] * self.world_size
-        self.view.update(self.progress.kimg, self._last_sec_per_kimg, self._tick_means())
+        if self.progress.step % self.stats_read_every == 0:
+            self._read_pending_stats()
+            self.view.update(self.progress.kimg, self._last_sec_per_kimg, self._tick_means())
+
+    def _add_stat(self, key: str, value: float, since: int) -> None:
+        if not math.isfinite(value):
+            when = (f"at step {self.progress.step}" if since == self.progress.step else
+                    f"between steps {since} and {self.progress.step}")
+            raise GanzooError(f"{key} became {value} {when} (kimg {self.progress.kimg:.3f}); "
+                              f"stopped ({self._last_checkpoint_text()})")
+        self._tick_sums[key] = self._tick_sums.get(key, 0.0) + value
+
+    def _read_pending_stats(self) -> None:
+        """Bring the logged values that steps left on the GPU to the host: one wait for the
+        GPU per STATS_READ_EVERY steps (and before every tick line and snapshot) instead of
+        one per value per step. A non-finite value makes its sum non-finite, so the check
+        still catches it, naming the steps it happened in."""
+        if not self._pending:
+            return
+        keys = list(self._pending)
+        values = torch.stack([torch.as_tensor(self._pending[k]) for k in keys]).tolist()
+        self._pending = {}
+        for k, v in zip(keys, values):
+            self._add_stat(k, v, self._pending_from)
 
     def _distributed_step(self, reals, labels) -> dict[str, float]:
         """train_step on this rank's slice, then one all-reduce that averages the logged
@@ -407,6 +436,7 @@ class Trainer:
         return {k: v / max(1, self._tick_steps) for k, v in self._tick_sums.items()}
 
     def _end_tick(self) -> None:
+        self._read_pending_stats()
         now = time.monotonic()
         seconds = now - self._tick_start
         kimg_done = (self.progress.images - self._tick_images) / 1000
@@ -434,6 +464,7 @@ class Trainer:
         return self.arch.generate(self.grid_count, seed=SAMPLE_SEED, labels=labels)
 
     def snapshot(self, final: bool = False) -> None:
+        self._read_pending_stats()   # a non-finite loss stops the run before it is saved
         if self.is_main:
             samples = self.run_dir / "samples"
             img = grid_image(self.sample_grid(), self.grid_cols, col_titles=self._titles())

@@ -374,34 +374,55 @@ def test_spec_and_input_checks():
         Discriminator(TINY)(torch.randn(2, 3, 16, 16), None)
 
 
+def _images_logits_and_r1(G, D, z, c) -> list[torch.Tensor]:
+    """G's images, D's logits, R1's input gradient and R1's gradient for D's first weights
+    (R1's double backward through every D layer)."""
+    img = G(z, c, noise_mode="const")
+    x = img.detach().requires_grad_()
+    logits = D(x, c)
+    grad, = torch.autograd.grad(logits.sum(), x, create_graph=True)
+    r1_grads = torch.autograd.grad(grad.square().sum(), list(D.parameters())[:4])
+    return [img, logits, grad, *r1_grads]
+
+
+def _relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    """Largest deviation relative to the largest value of ``want``."""
+    want = want.double()
+    return ((got.double() - want).abs().max() / want.abs().max().clamp_min(1e-30)).item()
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_networks_with_cuda_ops_match_the_reference_ops(monkeypatch, tmp_path):
-    """The 64x64 auto networks on a GPU (fp16 in the top 4 resolutions) give the same images,
-    logits and R1 gradients with the CUDA kernels as with the reference ops. Tolerances: fp16
-    activations round at 1e-3 relative per layer; through ~10 layers a few 1e-3 of the
-    output's scale. Convolutions are exact float32 (no TF32) on both sides."""
+    """The 64x64 auto networks on a GPU, with the CUDA kernels against the reference ops.
+    float32 networks: equal within float rounding. fp16 networks (top 4 resolutions): R1's
+    gradients through fp16 layers are far from the float32 truth with either implementation
+    (a first run measured 12% of the largest value between the two), so the CUDA kernels must
+    be about as close to the float32 truth as the reference ops are."""
     from ganzoo.ops import build
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)   # exact float32 convs
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     build.load(build.CUDA_EXTENSION)
     torch.manual_seed(0)
-    spec = NetworkSpec(resolution=64, channels=3)
-    G, D = Generator(spec).cuda(), Discriminator(spec).cuda()
-    z = torch.randn(8, spec.z_dim, device="cuda")
+    spec16 = NetworkSpec(resolution=64, channels=3)
+    spec32 = NetworkSpec(resolution=64, channels=3, num_fp16_res=0)
+    G16, D16 = Generator(spec16).cuda(), Discriminator(spec16).cuda()
+    G32, D32 = Generator(spec32).cuda(), Discriminator(spec32).cuda()
+    G32.load_state_dict(G16.state_dict())
+    D32.load_state_dict(D16.state_dict())
+    z = torch.randn(8, spec16.z_dim, device="cuda")
     c = torch.zeros(8, 0, device="cuda")
-    out = {}
+    runs = {}
     for impl in ("ref", "cuda"):
         monkeypatch.setenv("GANZOO_OPS_IMPL", impl)
-        img = G(z, c, noise_mode="const")
-        x = img.detach().requires_grad_()
-        logits = D(x, c)
-        grad, = torch.autograd.grad(logits.sum(), x, create_graph=True)
-        r1 = grad.square().sum()
-        r1_grads = torch.autograd.grad(r1, list(D.parameters())[:4])
-        out[impl] = (img, logits, grad, *r1_grads)
-    for name, got, want in zip(["img", "logits", "r1 grad", "dW0", "dW1", "dW2", "dW3"],
-                               out["cuda"], out["ref"]):
-        scale = want.abs().max().clamp_min(1e-6)
-        err = ((got - want).abs().max() / scale).item()
-        assert err < 2e-2, (name, err)
+        runs["fp32", impl] = _images_logits_and_r1(G32, D32, z, c)
+        runs["fp16", impl] = _images_logits_and_r1(G16, D16, z, c)
+    names = ["img", "logits", "r1 grad", "dW0", "dW1", "dW2", "dW3"]
+    truth = runs["fp32", "ref"]
+    for name, got, want in zip(names, runs["fp32", "cuda"], truth):
+        assert _relative_error(got, want) < 1e-4, name
+    for name, cuda, ref, want in zip(names, runs["fp16", "cuda"], runs["fp16", "ref"], truth):
+        err_cuda, err_ref = _relative_error(cuda, want), _relative_error(ref, want)
+        print(f"{name}: fp16 error vs float32, cuda {err_cuda:.2e}, ref {err_ref:.2e}")
+        assert err_cuda <= 2 * err_ref + 1e-3, (name, err_cuda, err_ref)

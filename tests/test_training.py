@@ -119,6 +119,53 @@ def test_non_finite_loss_stops_with_step(cli, tmp_path, monkeypatch):
     assert "loss_g became nan at step 3" in r.err and "Traceback" not in r.err
 
 
+class _TensorStatsGAN:
+    """A DCGAN whose train_step logs 0-d tensors (as GPU architectures do), loss_g = the step
+    number, NaN at step ``nan_at``."""
+
+    @staticmethod
+    def make(nan_at: int | None):
+        from ganzoo_plugins.dcgan.model import DCGAN
+
+        class TensorStats(DCGAN):
+            name = "tensor-stats"
+
+            def train_step(self, reals, labels):
+                self.calls = getattr(self, "calls", 0) + 1
+                out = super().train_step(reals, labels)
+                value = float("nan") if self.calls == nan_at else float(self.calls)
+                return {**out, "loss_g": torch.tensor(value), "d_real": torch.tensor(2.0)}
+        return TensorStats
+
+
+def _tensor_stats_trainer(tmp_path, nan_at, read_every):
+    from ganzoo.registry import Registry
+    from ganzoo.trainer import Trainer, TrainConfig
+    from ganzoo_plugins.dcgan.model import DCGANConfig
+    config = TrainConfig(data="shapes", resolution=32, batch=8, kimg=0.08, tick=0.04,
+                         out=str(tmp_path / "runs"), device="cpu")
+    trainer = Trainer(_TensorStatsGAN.make(nan_at), DCGANConfig(base_channels=8, latent_dim=8),
+                      config, Registry(), quiet=True)
+    trainer.stats_read_every = read_every
+    return trainer
+
+
+def test_tensor_stats_are_read_in_batches_with_the_same_means(tmp_path):
+    """Tensor stats read every 4 steps give the tick means of reading them every step; a NaN
+    is caught at the next read (step 8; the tick ended at step 5), naming the steps since
+    the last read."""
+    trainer = _tensor_stats_trainer(tmp_path, None, 4)
+    trainer.run()
+    ticks = [json.loads(line) for line in
+             (trainer.run_dir / "stats.jsonl").read_text().splitlines()]
+    assert [t["loss_g"] for t in ticks] == [3.0, 8.0]      # means of steps 1-5 and 6-10
+    assert all(t["d_real"] == 2.0 for t in ticks)
+    from ganzoo.errors import GanzooError
+    trainer = _tensor_stats_trainer(tmp_path / "nan", 6, 4)
+    with pytest.raises(GanzooError, match="loss_g became nan between steps 6 and 8"):
+        trainer.run()
+
+
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "ganzoo", *args], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -57,8 +57,9 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool
         fused: True = one grouped conv with N groups of per-sample weights (no passes over
             the activations for the styles); False = scale x by styles, one ordinary conv of
             the whole batch with the shared weight, scale by the demodulation coefficients.
-            Both compute the same function. None = fused only on CUDA with autograd off (the
-            original implementation's inference choice); elsewhere non-fused, which measured
+            Both compute the same function. None = fused only on CUDA with autograd off, in
+            float32 or for one sample (the original implementation's inference choice);
+            elsewhere non-fused, which measured
             1.0-1.6x faster than fused on CPU (torch 2.13, one thread) in training and
             inference alike.
         impl: "auto" | "ref" | "cpp" | "cuda" (see :mod:`ganzoo.ops`).
@@ -76,7 +77,11 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool
     if padding is None:
         padding = kh // 2
     if fused is None:
-        fused = x.is_cuda and not torch.is_grad_enabled()
+        # cuDNN's grouped fp16 convolutions (N groups) measured slower than the batch-wide
+        # conv on an H100 (7 ms per call in training's no-grad G pass): fused only in float32
+        # or for one sample, as the original implementation chooses for inference.
+        fused = x.is_cuda and not torch.is_grad_enabled() and (x.dtype == torch.float32
+                                                               or N == 1)
     resample = dict(f=resample_filter, up=up, down=down, padding=padding, impl=impl)
 
     if not fused:

@@ -469,7 +469,13 @@ def apply_color(images: Tensor, matrix: Tensor) -> Tensor:
 
 def _replace_rows(x: Tensor, mask: Tensor, fn) -> Tensor:
     """x with the samples where ``mask`` [N] is set replaced by fn(those samples); the other
-    samples are passed through untouched (bit-exact)."""
+    samples are passed through untouched (bit-exact).
+
+    On the CPU only the selected samples are transformed. On a GPU every sample is, and a
+    select keeps the unselected ones: finding the selected rows (nonzero) would make the host
+    wait for the GPU three times per D call."""
+    if x.device.type != "cpu":
+        return torch.where(mask[:, None, None, None], fn(x, slice(None)), x)
     idx = mask.nonzero().squeeze(1)
     if idx.numel() == 0:
         return x
@@ -497,15 +503,26 @@ class AugmentPipe(nn.Module):
         self.preset = preset
         self.strengths = make_strengths(preset, **strength_overrides)
         self.register_buffer("p", torch.zeros(()))
+        self._p_seen: tuple[int, int] | None = None   # (id, version) of p when last read
+        self._p_value = 0.0
+
+    @property
+    def probability(self) -> float:
+        """``p`` as a Python float, read from the device only after ``p`` changed (its
+        tensor version moves with every in-place write): no host-GPU sync per D call."""
+        key = (id(self.p), self.p._version)
+        if key != self._p_seen:
+            self._p_value, self._p_seen = float(self.p), key
+        return self._p_value
 
     def draw(self, images: Tensor, generator: torch.Generator | None = None) -> AugmentDraw:
         n, _, h, w = images.shape
         dtype = torch.float64 if images.dtype == torch.float64 else torch.float32
-        return draw_transforms(n, h, w, float(self.p), self.strengths, dtype=dtype,
+        return draw_transforms(n, h, w, self.probability, self.strengths, dtype=dtype,
                                device=images.device, generator=generator)
 
     def forward(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        if float(self.p) <= 0:
+        if self.probability <= 0:
             return images
         c, h, w = images.shape[1:]
         if self.strengths.uses_color and c not in (1, 3):
@@ -515,4 +532,4 @@ class AugmentPipe(nn.Module):
         return apply_transforms(images, self.draw(images, generator))
 
     def extra_repr(self) -> str:
-        return f"preset={self.preset!r}, p={float(self.p):.4f}"
+        return f"preset={self.preset!r}, p={self.probability:.4f}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Union
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from ganzoo.distributed import all_reduce_mean
 
 Augment = Callable[[Tensor], Tensor]
+Stats = dict[str, Union[float, Tensor]]     # logged values: floats or 0-d tensors
 
 
 # -- the penalties, on their own ------------------------------------------------------------------
@@ -91,7 +92,8 @@ class StyleGAN2Loss:
     """The four phases on networks with the contract API (G.mapping, G.synthesis, D(img, c)).
 
     Each phase method returns the loss to back-propagate (already scaled by the phase's
-    interval for regularisers) and the statistics to log. ``augment`` is applied to every
+    interval for regularisers) and the statistics to log, as detached 0-d tensors: the
+    trainer reads them in batches, so no phase waits for the GPU. ``augment`` is applied to every
     image D sees. ``pl_mean`` (a scalar tensor) is part of the training state.
     """
 
@@ -115,13 +117,13 @@ class StyleGAN2Loss:
 
     # -- phases --
 
-    def generator_main(self, z: Tensor, c: Tensor) -> tuple[Tensor, dict[str, float]]:
+    def generator_main(self, z: Tensor, c: Tensor) -> tuple[Tensor, Stats]:
         """Non-saturating G loss: softplus(-D(G(z)))."""
         fakes, _ = self.run_G(z, c)
         loss = F.softplus(-self.run_D(fakes, c)).mean()
-        return loss, {"loss_g": loss.item()}
+        return loss, {"loss_g": loss.detach()}
 
-    def generator_reg(self, z: Tensor, c: Tensor) -> tuple[Tensor, dict[str, float]]:
+    def generator_reg(self, z: Tensor, c: Tensor) -> tuple[Tensor, Stats]:
         """Path-length penalty on batch // pl_batch_shrink samples, times pl_interval."""
         s = self.settings
         n = max(1, z.shape[0] // s.pl_batch_shrink)
@@ -129,10 +131,10 @@ class StyleGAN2Loss:
         lengths = path_lengths(fakes, ws)
         penalty, self.pl_mean = path_length_penalty(lengths, self.pl_mean, s.pl_decay)
         loss = penalty.mean() * s.pl_weight * s.pl_interval
-        return loss, {"pl": penalty.mean().item(), "pl_mean": self.pl_mean.item()}
+        return loss, {"pl": penalty.detach().mean(), "pl_mean": self.pl_mean}
 
     def discriminator_main(self, reals: Tensor, c_real: Tensor, z: Tensor, c_gen: Tensor
-                           ) -> tuple[Tensor, dict[str, float], Tensor]:
+                           ) -> tuple[Tensor, Stats, Tensor]:
         """softplus(D(G(z))) + softplus(-D(x)); also returns D's logits on the augmented
         reals [N, 1], which drive the ADA heuristic. The fakes update G's w average."""
         with torch.no_grad():
@@ -140,14 +142,14 @@ class StyleGAN2Loss:
         fake_logits = self.run_D(fakes, c_gen)
         real_logits = self.run_D(reals.detach(), c_real)
         loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
-        stats = {"loss_d": loss.item(), "d_real": real_logits.mean().item(),
-                 "d_fake": fake_logits.mean().item()}
+        stats = {"loss_d": loss.detach(), "d_real": real_logits.detach().mean(),
+                 "d_fake": fake_logits.detach().mean()}
         return loss, stats, real_logits.detach()
 
     def discriminator_reg(self, reals: Tensor, c_real: Tensor
-                          ) -> tuple[Tensor, dict[str, float]]:
+                          ) -> tuple[Tensor, Stats]:
         """R1 = gamma / 2 * E||grad_x D(aug(x))||^2 on reals, times r1_interval."""
         s = self.settings
         penalty, _ = r1_penalty(lambda x: self.run_D(x, c_real), reals)
         loss = penalty.mean() * (s.gamma / 2) * s.r1_interval
-        return loss, {"r1": penalty.mean().item()}
+        return loss, {"r1": penalty.detach().mean()}

@@ -9,7 +9,10 @@
 // Each block computes a tile of outputs (tw x th, powers of two) for `pb` planes at once
 // (several small planes share a block): it copies the input pixels the tile reads into shared
 // memory (zeros outside the image, so the inner loops need no bounds checks), then every
-// thread computes outputs from there. The filter, oriented and scaled by the gain, sits in
+// thread computes outputs from there, always in the same column, so its phase along x is
+// computed once. StyleGAN2's cases (the 4x4 filter with up 2, down 2 or neither) are compiled
+// with that geometry fixed: no integer division by run-time factors in the loops (which made a
+// first version instruction-bound at 200-560 GB/s on an H100), unrolled taps. The filter, oriented and scaled by the gain, sits in
 // shared memory too. A 1-D (separable) filter arrives as its 2-D outer product. Inputs of any
 // strides are read in place; the output has the input's memory format (contiguous NCHW or
 // channels-last). The gradient of upfirdn2d is an upfirdn2d with up and down swapped (see
@@ -28,7 +31,8 @@ namespace ganzoo {
 namespace {
 
 constexpr int kMaxOutputsPerBlock = 2048;   // 8 per thread
-constexpr int kMaxSharedBytes = 48 * 1024;  // without opting in to more
+constexpr int kSharedBytes = 24 * 1024;     // per block: several blocks share a multiprocessor
+constexpr int kMaxPlanesLog2 = 7;           // planes per block (their offsets sit in shared memory)
 constexpr int kMaxTaps = 1024;              // filter entries (2-D)
 
 __host__ __device__ inline int floor_div(int a, int b) {  // b > 0
@@ -40,13 +44,13 @@ struct Geometry {
   int planes, C, H, W, OH, OW;
   int ux, uy, dx, dy, px0, py0;
   int fw, fh;
-  int tw_log2, th_log2, pb_log2;  // tile width, height, planes per block
-  int in_w, in_h;                 // the largest input tile (shared-memory pitch)
+  int tw_log2, th_log2, pb_log2;  // tile width, height, planes per block (powers of two)
+  int in_w, in_h;                 // the largest input tile (shared-memory pitch and rows)
   int tiles_x;
   int64_t sN, sC, sH, sW;         // input strides
   int64_t oN, oC, oH, oW;         // output strides
   bool flip;
-  float gain;
+  double gain;
 };
 
 // Input pixels [j0, j0 + n) that outputs [o0, o0 + t) read along one axis.
@@ -57,14 +61,33 @@ __host__ __device__ inline void input_span(int o0, int t, int down, int up, int 
   n = j1 - j0 + 1;
 }
 
-template <typename scalar_t>
+// Where output o starts reading along one axis: its first useful tap (the phase) and that
+// tap's input pixel relative to the tile's first input pixel j0.
+__device__ __forceinline__ void first_tap(int o, int down, int up, int pad0, int j0, int& tap,
+                                          int& local) {
+  const int q = o * down - pad0;
+  tap = ((-q) % up + up) % up;     // by a compile-time `up` this is a few bit operations
+  local = (q + tap) / up - j0;     // exact: q + tap is a multiple of up
+}
+
+// UX..FH: compile-time geometry of the hot cases (0 = read it from g at run time). With them
+// the phase arithmetic folds and the tap loops unroll; the general kernel has loops instead.
+template <typename scalar_t, int UX, int UY, int DX, int DY, int FW, int FH>
 __global__ void __launch_bounds__(kThreads)
 upfirdn2d_kernel(const scalar_t* __restrict__ x, const at::opmath_type<scalar_t>* __restrict__ f,
                  scalar_t* __restrict__ out, Geometry g) {
   using T = at::opmath_type<scalar_t>;
+  const int ux = UX ? UX : g.ux, uy = UY ? UY : g.uy;
+  const int dx = DX ? DX : g.dx, dy = DY ? DY : g.dy;
+  const int fw = FW ? FW : g.fw, fh = FH ? FH : g.fh;
+  const int tw = 1 << g.tw_log2, th = 1 << g.th_log2, pb = 1 << g.pb_log2;
+
+  // Shared memory: the planes' input and output offsets, the filter, the input tiles.
   extern __shared__ __align__(16) unsigned char smem_bytes[];
-  T* w_s = reinterpret_cast<T*>(smem_bytes);
-  const int taps = g.fw * g.fh;
+  int64_t* in_base = reinterpret_cast<int64_t*>(smem_bytes);
+  int64_t* out_base = in_base + pb;
+  T* w_s = reinterpret_cast<T*>(out_base + pb);
+  const int taps = fw * fh;
   T* in_s = w_s + ((taps + 3) & ~3);
   const int tid = threadIdx.x;
 
@@ -74,47 +97,70 @@ upfirdn2d_kernel(const scalar_t* __restrict__ x, const at::opmath_type<scalar_t>
     w_s[i] = v * static_cast<T>(g.gain);
   }
 
-  const int tw = 1 << g.tw_log2, th = 1 << g.th_log2, pb = 1 << g.pb_log2;
   const int ox0 = (blockIdx.x % g.tiles_x) << g.tw_log2;
   const int oy0 = (blockIdx.x / g.tiles_x) << g.th_log2;
   int jx0, nx, jy0, ny;
-  input_span(ox0, tw, g.dx, g.ux, g.px0, g.fw, jx0, nx);
-  input_span(oy0, th, g.dy, g.uy, g.py0, g.fh, jy0, ny);
+  input_span(ox0, tw, dx, ux, g.px0, fw, jx0, nx);
+  input_span(oy0, th, dy, uy, g.py0, fh, jy0, ny);
   const int tile_in = g.in_w * g.in_h;
+
+  // Every thread keeps one output column (tw divides kThreads): its phase along x is fixed.
+  const int ox = ox0 + (tid & (tw - 1));
+  int sx, lx;
+  first_tap(ox, dx, ux, g.px0, jx0, sx, lx);
+  const int warp = tid >> 5, lane = tid & 31;
 
   for (int plane0 = blockIdx.y * pb; plane0 < g.planes; plane0 += gridDim.y * pb) {
     __syncthreads();  // the previous planes' reads of in_s are done (and w_s is written)
-    // Copy the input tiles of up to pb planes; zeros outside the image.
-    for (int i = tid; i < pb * ny * nx; i += kThreads) {
-      const int p = i / (ny * nx), rem = i - p * ny * nx;
-      const int iy = rem / nx, ix = rem - iy * nx;
-      const int plane = plane0 + p, gy = jy0 + iy, gx = jx0 + ix;
-      T v = T(0);
-      if (plane < g.planes && gy >= 0 && gy < g.H && gx >= 0 && gx < g.W) {
-        const int n = plane / g.C, c = plane - n * g.C;
-        v = static_cast<T>(x[n * g.sN + c * g.sC + gy * g.sH + gx * g.sW]);
-      }
-      in_s[p * tile_in + iy * g.in_w + ix] = v;
+    if (tid < pb) {
+      const int plane = min(plane0 + tid, g.planes - 1);
+      const int n = plane / g.C, c = plane - n * g.C;
+      in_base[tid] = n * g.sN + c * g.sC;
+      out_base[tid] = n * g.oN + c * g.oC;
     }
     __syncthreads();
-    for (int i = tid; i < pb << (g.tw_log2 + g.th_log2); i += kThreads) {
-      const int p = i >> (g.tw_log2 + g.th_log2);
-      const int oy = oy0 + ((i >> g.tw_log2) & (th - 1));
-      const int ox = ox0 + (i & (tw - 1));
-      const int plane = plane0 + p;
-      if (plane >= g.planes || oy >= g.OH || ox >= g.OW) continue;
-      const int qx = ox * g.dx - g.px0, qy = oy * g.dy - g.py0;
-      const int sx = ((-qx) % g.ux + g.ux) % g.ux, sy = ((-qy) % g.uy + g.uy) % g.uy;
-      const int lx = (qx + sx) / g.ux - jx0, ly = (qy + sy) / g.uy - jy0;
+    // Copy the input tiles, a warp per row (coalesced along x in NCHW); zeros outside.
+    for (int row = warp; row < pb * ny; row += kThreads / 32) {
+      const int p = row / ny, iy = row - p * ny;
+      const int gy = jy0 + iy;
+      const bool row_in = plane0 + p < g.planes && gy >= 0 && gy < g.H;
+      const scalar_t* src = x + in_base[p] + gy * g.sH;
+      T* dst = in_s + p * tile_in + iy * g.in_w;
+      for (int ix = lane; ix < nx; ix += 32) {
+        const int gx = jx0 + ix;
+        dst[ix] = row_in && gx >= 0 && gx < g.W ? static_cast<T>(src[gx * g.sW]) : T(0);
+      }
+    }
+    __syncthreads();
+    if (ox >= g.OW) continue;
+    for (int r = tid >> g.tw_log2; r < pb << g.th_log2; r += kThreads >> g.tw_log2) {
+      const int p = r >> g.th_log2, oy = oy0 + (r & (th - 1));
+      if (plane0 + p >= g.planes || oy >= g.OH) continue;
+      int sy, ly;
+      first_tap(oy, dy, uy, g.py0, jy0, sy, ly);
       const T* src = in_s + p * tile_in + ly * g.in_w + lx;
       T acc = T(0);
-      for (int ty = sy; ty < g.fh; ty += g.uy, src += g.in_w) {
-        const T* w_row = w_s + ty * g.fw;
-        int jx = 0;
-        for (int tx = sx; tx < g.fw; tx += g.ux, ++jx) acc += src[jx] * w_row[tx];
+      if constexpr (FW != 0 && FH != 0 && UX != 0 && UY != 0) {
+        constexpr int KY = (FH + UY - 1) / UY, KX = (FW + UX - 1) / UX;
+#pragma unroll
+        for (int a = 0; a < KY; ++a) {
+          const int ty = sy + a * UY;
+          if (ty < FH) {
+#pragma unroll
+            for (int b = 0; b < KX; ++b) {
+              const int tx = sx + b * UX;
+              if (tx < FW) acc += src[a * g.in_w + b] * w_s[ty * FW + tx];
+            }
+          }
+        }
+      } else {
+        for (int ty = sy; ty < fh; ty += uy, src += g.in_w) {
+          const T* w_row = w_s + ty * fw;
+          int jx = 0;
+          for (int tx = sx; tx < fw; tx += ux, ++jx) acc += src[jx] * w_row[tx];
+        }
       }
-      const int n = plane / g.C, c = plane - n * g.C;
-      out[n * g.oN + c * g.oC + oy * g.oH + ox * g.oW] = static_cast<scalar_t>(acc);
+      out[out_base[p] + oy * g.oH + ox * g.oW] = static_cast<scalar_t>(acc);
     }
   }
 }
@@ -126,27 +172,60 @@ int log2_ceil(int v) {
 }
 
 // Tile shape: up to 64 outputs wide, up to kMaxOutputsPerBlock per block (several planes when
-// they are small), shrunk until the input tiles fit in shared memory.
-void plan_tiles(Geometry& g, size_t elem, size_t& smem) {
+// they are small), shrunk until the shared memory fits kSharedBytes.
+size_t plan_tiles(Geometry& g, size_t elem) {
   g.tw_log2 = std::min(log2_ceil(g.OW), 6);
   g.th_log2 = std::min(log2_ceil(g.OH), log2_ceil(kMaxOutputsPerBlock) - g.tw_log2);
-  g.pb_log2 = std::min(std::max(0, log2_ceil(kMaxOutputsPerBlock) - g.tw_log2 - g.th_log2),
-                       log2_ceil(g.planes));
-  const int taps_padded = (g.fw * g.fh + 3) & ~3;
+  g.pb_log2 = std::min({std::max(0, log2_ceil(kMaxOutputsPerBlock) - g.tw_log2 - g.th_log2),
+                        log2_ceil(g.planes), kMaxPlanesLog2});
+  const size_t taps_padded = (g.fw * g.fh + 3) & ~3;
   for (;;) {
     int j0, nx, ny;
     input_span(0, 1 << g.tw_log2, g.dx, g.ux, 0, g.fw, j0, nx);  // widest span over phases
     input_span(0, 1 << g.th_log2, g.dy, g.uy, 0, g.fh, j0, ny);
     g.in_w = nx + 1;
     g.in_h = ny + 1;
-    smem = elem * (taps_padded + (size_t(g.in_w) * g.in_h << g.pb_log2));
-    if (smem <= kMaxSharedBytes) return;
+    const size_t pb = size_t(1) << g.pb_log2;
+    const size_t smem = 2 * sizeof(int64_t) * pb +
+                        elem * (taps_padded + size_t(g.in_w) * g.in_h * pb);
+    if (smem <= kSharedBytes || (g.pb_log2 == 0 && g.th_log2 == 0 && g.tw_log2 == 0)) {
+      TORCH_CHECK(smem <= 48 * 1024, "upfirdn2d (cuda): the filter is too large for the "
+                  "kernel's shared memory; use impl='ref'");
+      return smem;
+    }
     if (g.pb_log2 > 0) --g.pb_log2;
+    else if (g.th_log2 > 2) --g.th_log2;
+    else if (g.tw_log2 > 5) --g.tw_log2;
     else if (g.th_log2 > 0) --g.th_log2;
-    else if (g.tw_log2 > 0) --g.tw_log2;
-    else TORCH_CHECK(false, "upfirdn2d (cuda): the filter is too large for the kernel's "
-                     "shared memory; use impl='ref'");
+    else --g.tw_log2;
   }
+}
+
+template <typename scalar_t>
+void launch(const at::Tensor& x, const at::Tensor& f, const at::Tensor& out, Geometry& g) {
+  using T = at::opmath_type<scalar_t>;
+  const size_t smem = plan_tiles(g, sizeof(T));
+  g.tiles_x = static_cast<int>(blocks_for(g.OW, int64_t(1) << g.tw_log2));
+  const int64_t tiles = g.tiles_x * blocks_for(g.OH, int64_t(1) << g.th_log2);
+  TORCH_CHECK(tiles < (int64_t(1) << 31), "upfirdn2d (cuda): output too large");
+  const int64_t plane_blocks = blocks_for(g.planes, int64_t(1) << g.pb_log2);
+  const dim3 grid(static_cast<unsigned>(tiles),
+                  static_cast<unsigned>(std::min<int64_t>(plane_blocks, 65535)));
+  const scalar_t* xp = x.const_data_ptr<scalar_t>();
+  const T* fp = f.const_data_ptr<T>();
+  scalar_t* op = out.data_ptr<scalar_t>();
+  auto stream = current_stream();
+  const bool four = g.fw == 4 && g.fh == 4;   // StyleGAN2's [1, 3, 3, 1] filter
+  const int u = g.ux == g.uy ? g.ux : 0, d = g.dx == g.dy ? g.dx : 0;
+  if (four && u == 2 && d == 1)
+    upfirdn2d_kernel<scalar_t, 2, 2, 1, 1, 4, 4><<<grid, kThreads, smem, stream>>>(xp, fp, op, g);
+  else if (four && u == 1 && d == 2)
+    upfirdn2d_kernel<scalar_t, 1, 1, 2, 2, 4, 4><<<grid, kThreads, smem, stream>>>(xp, fp, op, g);
+  else if (four && u == 1 && d == 1)
+    upfirdn2d_kernel<scalar_t, 1, 1, 1, 1, 4, 4><<<grid, kThreads, smem, stream>>>(xp, fp, op, g);
+  else
+    upfirdn2d_kernel<scalar_t, 0, 0, 0, 0, 0, 0><<<grid, kThreads, smem, stream>>>(xp, fp, op, g);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f_in, at::IntArrayRef up,
@@ -201,22 +280,10 @@ at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f_in, at::IntArrayRe
   g.sN = x.stride(0), g.sC = x.stride(1), g.sH = x.stride(2), g.sW = x.stride(3);
   g.oN = out.stride(0), g.oC = out.stride(1), g.oH = out.stride(2), g.oW = out.stride(3);
   g.flip = flip;
-  g.gain = static_cast<float>(gain);
+  g.gain = gain;
 
-  GANZOO_DISPATCH_FLOATS(x.scalar_type(), "ganzoo_upfirdn2d_cuda", [&] {
-    using T = at::opmath_type<scalar_t>;
-    size_t smem = 0;
-    plan_tiles(g, sizeof(T), smem);
-    g.tiles_x = static_cast<int>(blocks_for(OW, int64_t(1) << g.tw_log2));
-    const int64_t tiles = g.tiles_x * blocks_for(OH, int64_t(1) << g.th_log2);
-    TORCH_CHECK(tiles < (int64_t(1) << 31), "upfirdn2d (cuda): output too large");
-    const int64_t plane_blocks = blocks_for(g.planes, int64_t(1) << g.pb_log2);
-    const dim3 grid(static_cast<unsigned>(tiles),
-                    static_cast<unsigned>(std::min<int64_t>(plane_blocks, 65535)));
-    upfirdn2d_kernel<scalar_t><<<grid, kThreads, smem, current_stream()>>>(
-        x.const_data_ptr<scalar_t>(), f.const_data_ptr<T>(), out.data_ptr<scalar_t>(), g);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
+  GANZOO_DISPATCH_FLOATS(x.scalar_type(), "ganzoo_upfirdn2d_cuda",
+                         [&] { launch<scalar_t>(x, f, out, g); });
   return out;
 }
 
