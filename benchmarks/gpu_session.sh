@@ -3,7 +3,7 @@
 # CUDA ops, run the GPU tests, the op and training benchmarks and a profile; logs and JSON
 # go to $OUT (default ./gpu-out). Each step has its own time limit, so a failing step leaves
 # the others' results. Usage: bash benchmarks/gpu_session.sh [steps...]
-# steps: install build tests bench_ops bench_sg2 profile train (default: all)
+# steps: install build tests bench_ops bench_sg2 profile profile_ref train
 set -u
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
@@ -37,8 +37,8 @@ for s in $steps; do
     bench_sg2) step bench_sg2 400 python3 -m pytest -q -s -p no:cacheprovider \
              benchmarks/test_stylegan2_speed.py --benchmark-json="$OUT/bench_sg2.json" ;;
     profile) step profile_cuda 200 python3 benchmarks/profile_stylegan2.py --impl cuda \
-               --out "$OUT/profile_cuda.txt"
-             step profile_ref 200 python3 benchmarks/profile_stylegan2.py --impl ref \
+               --out "$OUT/profile_cuda.txt" ;;
+    profile_ref) step profile_ref 200 python3 benchmarks/profile_stylegan2.py --impl ref \
                --out "$OUT/profile_ref.txt" ;;
     train) step train 400 python3 -m ganzoo train stylegan2-ada --data shapes --resolution 64 \
              --kimg 2 --tick 0.5 --device cuda --out "$PWD/gpu-runs"
