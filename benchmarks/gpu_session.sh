@@ -29,7 +29,7 @@ for s in $steps; do
            python3 -c "import torch; print(torch.__version__, torch.version.cuda)" >> "$OUT/gpu.txt"
            step build 300 python3 -m ganzoo ops build
            step check 60 python3 -m ganzoo ops check ;;
-    tests) step tests 300 python3 -m pytest -q --maxfail=20 -p no:cacheprovider \
+    tests) step tests 300 python3 -m pytest -q -s --maxfail=20 -p no:cacheprovider \
              tests/test_ops_native.py tests/test_ops_reference.py \
              tests/test_stylegan2_networks.py ;;
     bench_ops) step bench_ops 240 python3 -m pytest -q -s -p no:cacheprovider \
