@@ -81,6 +81,8 @@ def bias_act(x: Tensor, b: Tensor | None = None, dim: int = 1, act: str = "linea
         b = None if b is None else b.to(x.dtype)
         params = _Params(dim if b is not None else 0, act, alpha, gain,
                          -1.0 if clamp is None else float(clamp))
+        if not _needs_autograd(x, b):     # e.g. G's no-grad pass: skip the Function's cost
+            return _kernel(x, b, None, None, params, 0)
         return _BiasAct.apply(x, b, params)
     if b is not None:
         x = x + b.to(x.dtype).reshape([-1 if i == dim else 1 for i in range(x.ndim)])
@@ -110,6 +112,10 @@ class _Params:
 def _kernel(x: Tensor, b: Tensor | None, g1: Tensor | None, g2: Tensor | None, p: _Params,
             order: int) -> Tensor:
     return native_ops(x).bias_act(x, b, g1, g2, p.dim, p.act, p.alpha, p.gain, p.clamp, order)
+
+
+def _needs_autograd(*tensors: Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def _sum_bias(d: Tensor, dim: int) -> Tensor:

@@ -141,6 +141,8 @@ def upfirdn2d(x: Tensor, f: Tensor | None, up: int | Sequence[int] = 1,
             f = torch.ones(1, 1, device=x.device)
         geometry = _Geometry((ux, uy), (dx, dy), (x0, x1, y0, y1), bool(flip_filter),
                              float(gain))
+        if not (torch.is_grad_enabled() and x.requires_grad):   # no Function overhead
+            return _run_kernel(x, f, geometry)
         return _Upfirdn2d.apply(x, f.detach(), geometry)
 
     # Zero insertion: pair every pixel with up - 1 zeros, then flatten the pairs.
@@ -240,11 +242,14 @@ def _gradient_geometry(g: _Geometry, in_size: tuple[int, int], out_size: tuple[i
     return _Geometry(g.down, g.up, (pads[0], pads[1], pads[2], pads[3]), not g.flip, g.gain)
 
 
+def _run_kernel(x: Tensor, f: Tensor, g: _Geometry) -> Tensor:
+    return native_ops(x).upfirdn2d(x, f, list(g.up), list(g.down), list(g.pad), g.flip, g.gain)
+
+
 class _Upfirdn2d(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, f, g):
-        y = native_ops(x).upfirdn2d(x, f, list(g.up), list(g.down), list(g.pad), g.flip,
-                                    g.gain)
+        y = _run_kernel(x, f, g)
         ctx.save_for_backward(f)
         ctx.g = g
         ctx.sizes = (x.shape[3], x.shape[2]), (y.shape[3], y.shape[2])
