@@ -43,7 +43,7 @@ SAMPLE_SEED = 1234   # fixed latents for sample grids, so grids are comparable o
 
 
 MAX_DEFAULT_SNAP_KIMG = 200.0
-STATS_READ_EVERY = 16  # steps between reads of logged values left on a GPU (see _read_pending_stats)
+STATS_READ_EVERY = 16  # steps between reads of logged values left on a GPU (_read_pending_stats)
 
 
 @dataclass

@@ -207,14 +207,16 @@ def test_phase_losses_on_stand_ins():
     loss = stand_in_loss(gamma=0.5)
     z, c, reals = torch.randn(8, 4), torch.zeros(8, 0), torch.randn(8, 3, 4, 4)
     value, stats = loss.generator_main(z, c)
-    assert value.item() == pytest.approx(stats["loss_g"]) and value.item() > 0
+    assert all(isinstance(v, torch.Tensor) and v.ndim == 0 and not v.requires_grad
+               for v in stats.values())       # logged without waiting for the device
+    assert value.item() == pytest.approx(stats["loss_g"].item()) and value.item() > 0
     value, stats, real_logits = loss.discriminator_main(reals, c, z, c)
     assert real_logits.shape == (8, 1) and not real_logits.requires_grad
     assert loss.G.mapping.w_avg.abs().sum() > 0      # the fakes for D track w_avg
     # R1 of a linear D is ||weight||^2; the phase scales it by gamma / 2 and the interval.
     value, stats = loss.discriminator_reg(reals, c)
     w2 = loss.D.fc.weight.square().sum().item()
-    assert stats["r1"] == pytest.approx(w2, rel=1e-5)
+    assert stats["r1"].item() == pytest.approx(w2, rel=1e-5)
     assert value.item() == pytest.approx(w2 * 0.5 / 2 * 16, rel=1e-5)
 
 
@@ -222,8 +224,8 @@ def test_generator_reg_runs_on_half_the_batch_and_tracks_pl_mean():
     loss = stand_in_loss(style_mixing=0.0)
     value, stats = loss.generator_reg(torch.randn(8, 4), torch.zeros(8, 0))
     assert loss.G.synthesis.calls == [4]
-    assert stats["pl_mean"] > 0 and loss.pl_mean.item() == pytest.approx(stats["pl_mean"])
-    assert value.item() == pytest.approx(stats["pl"] * 2.0 * 4, rel=1e-6)
+    assert stats["pl_mean"] > 0 and loss.pl_mean.item() == pytest.approx(stats["pl_mean"].item())
+    assert value.item() == pytest.approx(stats["pl"].item() * 2.0 * 4, rel=1e-6)
     value.backward()
     assert loss.G.synthesis.fc.weight.grad is not None
 

@@ -93,8 +93,8 @@ class StyleGAN2Loss:
 
     Each phase method returns the loss to back-propagate (already scaled by the phase's
     interval for regularisers) and the statistics to log, as detached 0-d tensors: the
-    trainer reads them in batches, so no phase waits for the GPU. ``augment`` is applied to every
-    image D sees. ``pl_mean`` (a scalar tensor) is part of the training state.
+    trainer reads them in batches, so no phase waits for the GPU. ``augment`` is applied to
+    every image D sees. ``pl_mean`` (a scalar tensor) is part of the training state.
     """
 
     def __init__(self, G: nn.Module, D: nn.Module, settings: LossSettings,
