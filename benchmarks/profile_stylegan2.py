@@ -49,9 +49,11 @@ def main() -> None:
             torch.cuda.synchronize()
             wall = time.perf_counter() - t0
     events = prof.key_averages()
-    gpu_us = sum(e.self_device_time_total for e in events)
-    launches = sum(e.count for e in events
-                   if str(getattr(e, "device_type", "")).endswith("CUDA"))
+    # Kernel rows only: an op row (e.g. ganzoo_cuda::upfirdn2d) carries its kernels' device
+    # time too, so summing every row counts it twice.
+    kernels = [e for e in events if str(getattr(e, "device_type", "")).endswith("CUDA")]
+    gpu_us = sum(e.self_device_time_total for e in kernels)
+    launches = sum(e.count for e in kernels)
     n = args.minibatches
     lines = [f"stylegan2-ada {args.resolution}x{args.resolution} auto, batch {BATCH}, ops "
              f"{args.impl}, {torch.cuda.get_device_name()}, torch {torch.__version__}",
