@@ -420,9 +420,10 @@ class Trainer:
         try:
             stats = self.arch.train_step(reals, labels)
             keys = sorted(stats)
-            packed = torch.tensor([float(self.stop_signal is not None)]
-                                  + [float(stats[k]) for k in keys], dtype=torch.float64,
-                                  device=self.device)
+            # Stacked where the values live: 0-d tensor stats join without a wait per value.
+            values = [float(self.stop_signal is not None), *(stats[k] for k in keys)]
+            packed = torch.stack([torch.as_tensor(v, dtype=torch.float64,
+                                                  device=self.device).detach() for v in values])
             distributed.all_reduce_sum_(packed)
         except RuntimeError as e:
             raise GanzooError(f"rank {self.rank}: step {self.progress.step + 1} failed: "

@@ -60,7 +60,8 @@ BUILD_ENV = "GANZOO_OPS_BUILD"
 NATIVE_OPS = ("bias_act", "upfirdn2d")   # ops with C++ CPU and CUDA kernels
 NATIVE_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
-NATIVE_DEVICE = {"cpp": "cpu", "cuda": "cuda"}       # impl -> the device its kernels take
+NATIVE_IMPL = {"cpu": "cpp", "cuda": "cuda"}         # device type -> its native impl
+NATIVE_DEVICE = {impl: device for device, impl in NATIVE_IMPL.items()}
 
 log = logging.getLogger("ganzoo.ops")
 _warned: set[str] = set()
@@ -123,7 +124,7 @@ def select_impl(op: str, impl: str, x: torch.Tensor | None = None) -> str:
     spec = build.BY_DEVICE.get(x.device.type)
     if spec is None or x.dtype not in NATIVE_DTYPES:
         return "ref"
-    native = "cpp" if spec.device == "cpu" else "cuda"
+    native = NATIVE_IMPL[spec.device]
     if _is_compiling():
         return "ref"   # the kernels have no fake-tensor implementation for tracing
     if build.loaded(spec) is not None:
@@ -134,10 +135,9 @@ def select_impl(op: str, impl: str, x: torch.Tensor | None = None) -> str:
     except build.NotBuilt:
         return "ref"   # GANZOO_OPS_BUILD=0 and not built: a choice, not a failure
     except GanzooError as e:
-        where = "CPU" if spec.device == "cpu" else "CUDA"
-        kind = "C++" if spec.device == "cpu" else "CUDA"
-        _warn_once(op, f"running the pure-PyTorch reference on {where}, the {kind} kernel is "
-                   f"unavailable: {e} (set {IMPL_ENV}=ref to silence this)")
+        kind = "C++" if native == "cpp" else "CUDA"
+        _warn_once(op, f"running the pure-PyTorch reference on {spec.device.upper()}, the "
+                   f"{kind} kernel is unavailable: {e} (set {IMPL_ENV}=ref to silence this)")
         return "ref"
 
 

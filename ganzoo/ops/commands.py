@@ -82,7 +82,7 @@ def check_command():
     time and the build cache folder. Loads built kernels (to prove they load) but never
     compiles."""
     from ganzoo.errors import GanzooError
-    from ganzoo.ops import build, select_impl
+    from ganzoo.ops import NATIVE_IMPL, build, select_impl
     for line in _environment_lines():
         click.echo(line)
     lines = {}
@@ -105,7 +105,7 @@ def check_command():
     click.echo(f"{'op':11s} {'device':7s} {'impl':5s} state")
     for op in build.CPU_EXTENSION.ops:
         for spec in build.EXTENSIONS.values():
-            impl = "cpp" if spec.device == "cpu" else "cuda"
+            impl = NATIVE_IMPL[spec.device]
             text, auto = lines[spec.name]
             note = f" (auto uses {auto})" if auto else ""
             click.echo(f"{op:11s} {spec.device:7s} {impl:5s} {text}{note}")
