@@ -31,14 +31,27 @@ class DataSpec:
     channels: int
     num_classes: int = 0
     class_names: tuple[str, ...] = ()
+    #: Images per class in the training data (empty: unknown). Conditional GANs draw the
+    #: labels of generated images from it, as StyleGAN2-ADA draws them from the data set's
+    #: labels. Not part of equality: a resumed run may come from a checkpoint without it.
+    label_counts: tuple[int, ...] = dataclasses.field(default=(), compare=False)
 
     def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "class_names": list(self.class_names)}
+        return {**dataclasses.asdict(self), "class_names": list(self.class_names),
+                "label_counts": list(self.label_counts)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "DataSpec":
         return cls(int(d["resolution"]), int(d["channels"]), int(d.get("num_classes", 0)),
-                   tuple(d.get("class_names", ())))
+                   tuple(d.get("class_names", ())),
+                   tuple(int(n) for n in d.get("label_counts", ())))
+
+    def label_weights(self) -> Tensor:
+        """[num_classes] float weights to draw a label from: the data's class frequencies,
+        or uniform when they are unknown."""
+        if len(self.label_counts) == self.num_classes and sum(self.label_counts) > 0:
+            return torch.tensor(self.label_counts, dtype=torch.float)
+        return torch.ones(self.num_classes)
 
 
 def option(default: Any, help: str, **metadata: Any) -> Any:
@@ -169,6 +182,14 @@ class Architecture(abc.ABC):
     @abc.abstractmethod
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` returned."""
+
+    @classmethod
+    def upgrade_checkpoint(cls, data: dict) -> dict:
+        """A checkpoint's data written by an older version of this architecture, brought up
+        to date (a changed weight layout, a new option's value for old runs). Called on every
+        checkpoint before its config or state is used; returns new dicts, never edits
+        ``data``. The default changes nothing."""
+        return data
 
     @classmethod
     def generate_files(cls, request: GenerateRequest, options: Any) -> list[Path]:

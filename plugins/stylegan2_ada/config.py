@@ -23,6 +23,10 @@ ADAM_EPS = 1e-8
 PL_DECAY = 0.01          # path-length mean: exponential moving average with this weight
 PL_BATCH_SHRINK = 2      # the path-length phase runs on batch // 2
 CHANNEL_UNIT = 32768     # channel_base = fmaps * 32768 ("fmaps" of the table)
+# The official train.py passes --cfg's mapping depth to G only; a conditional D's label mapping
+# keeps the class default of 8 layers under every configuration. ganzoo builds the same, so
+# official conditional networks import one-to-one (--d-map changes it).
+D_MAPPING_LAYERS = 8
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class CfgRow:
     channel_max: int = 512
     num_fp16_res: int = 4
     conv_clamp: float = 256.0
+    d_architecture: str = "resnet"
 
     @property
     def channel_base(self) -> int:
@@ -57,9 +62,10 @@ CONFIGS: dict[str, CfgRow] = {
     "paper256": CfgRow(64, 8, 0.5, 0.0025, 1, 20, None, 8),
     "paper512": CfgRow(64, 8, 1, 0.0025, 0.5, 20, None, 8),
     "paper1024": CfgRow(32, 4, 2, 0.002, 2, 10, None, 8),
-    # CIFAR-10 also turns path-length regularisation and style mixing off (and used the
-    # original, non-residual D, which networks.py does not offer: ganzoo's cifar keeps resnet).
-    "cifar": CfgRow(64, 32, 1, 0.0025, 0.01, 500, 0.05, 2, pl_weight=0.0, style_mixing=0.0),
+    # CIFAR-10 also turns path-length regularisation and style mixing off, and uses the
+    # original, non-residual D.
+    "cifar": CfgRow(64, 32, 1, 0.0025, 0.01, 500, 0.05, 2, pl_weight=0.0, style_mixing=0.0,
+                    d_architecture="orig"),
     # Not published: small enough that 32x32 trains a few kimg in a few CPU minutes
     # (channels 32 at 32x32, 64 below; z and w of 64). For tests and CPU demos.
     "tiny": CfgRow(16, 4, 1 / 32, 0.0025, 0.05, 5, 0.05, 2, z_dim=64, w_dim=64,
@@ -94,6 +100,11 @@ class StyleGAN2ADAConfig:
     cond: bool = option(False, "train a class-conditional model on the data's labels")
     gamma: float | None = option(None, "R1 regularisation weight [default: from --cfg]")
     map: int | None = option(None, "mapping network depth [default: from --cfg]")
+    d_map: int | None = option(None, "label mapping depth of a conditional D [default: 8, "
+                               "what the official train.py builds under every --cfg]")
+    d_arch: str | None = option(None, "discriminator blocks: resnet (residual) or orig (plain, "
+                                "as --cfg cifar) [default: from --cfg]",
+                                choices=["resnet", "orig"])
     ema: float | None = option(None, "G weight average half-life in kimg [default: from --cfg]")
     ema_rampup: float | None = option(None, "EMA ramp-up: half-life at most this x images "
                                       "seen; 0 = none [default: from --cfg]")
@@ -126,6 +137,7 @@ class StyleGAN2ADAConfig:
         checks = [
             (self.gamma is None or self.gamma >= 0, f"--gamma must be >= 0, got {self.gamma}"),
             (self.map is None or self.map >= 1, f"--map must be >= 1, got {self.map}"),
+            (self.d_map is None or self.d_map >= 1, f"--d-map must be >= 1, got {self.d_map}"),
             (self.ema is None or self.ema >= 0, f"--ema must be >= 0, got {self.ema}"),
             (self.ema_rampup is None or self.ema_rampup >= 0,
              f"--ema-rampup must be >= 0, got {self.ema_rampup}"),
@@ -167,7 +179,9 @@ class StyleGAN2ADAConfig:
 def resolve(config: StyleGAN2ADAConfig, resolution: int) -> StyleGAN2ADAConfig:
     """``config`` with every "from --cfg" option filled in from its row at ``resolution``."""
     row = cfg_row(config.cfg, resolution)
-    from_row = {"gamma": float(row.gamma), "map": row.mapping, "ema": float(row.ema_kimg),
+    from_row = {"gamma": float(row.gamma), "map": row.mapping, "d_map": D_MAPPING_LAYERS,
+                "d_arch": row.d_architecture,
+                "ema": float(row.ema_kimg),
                 "ema_rampup": float(row.ema_rampup or 0), "lr": float(row.lr),
                 "cbase": row.channel_base, "cmax": row.channel_max, "z_dim": row.z_dim,
                 "w_dim": row.w_dim, "mbstd_group": row.mbstd,

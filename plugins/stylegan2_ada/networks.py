@@ -36,6 +36,7 @@ from ganzoo.ops import (ACTIVATIONS, bias_act, conv2d_resample, modulated_conv2d
 
 RESAMPLE_FILTER = (1, 3, 3, 1)
 NOISE_MODES = ("random", "const", "none")
+D_ARCHITECTURES = ("resnet", "orig")
 # Devices where blocks planned in fp16 really compute in fp16 (CPU fp16 convolutions are slow).
 FP16_DEVICES = ("cuda",)
 
@@ -48,6 +49,8 @@ class NetworkSpec:
     z_dim: int = 512
     w_dim: int = 512
     mapping_layers: int = 2    # mapping depth (auto config: 2, paper configs: 8)
+    d_mapping_layers: int = 8  # D's label mapping depth (conditional D only; see the config)
+    d_architecture: str = "resnet"   # "resnet" (residual blocks) or "orig" (plain conv stack)
     channel_base: int = 16384  # channels at resolution r: min(channel_base // r, channel_max)
     channel_max: int = 512
     num_fp16_res: int = 4      # the top N resolutions run in fp16 (on CUDA only; fp32 on CPU)
@@ -59,6 +62,9 @@ class NetworkSpec:
         r = self.resolution
         if r < 8 or r & (r - 1):
             raise ValueError(f"resolution must be a power of two >= 8, got {r}")
+        if self.d_architecture not in D_ARCHITECTURES:
+            raise ValueError(f"d_architecture must be one of {D_ARCHITECTURES}, got "
+                             f"{self.d_architecture!r}")
 
     @property
     def block_resolutions(self) -> list[int]:
@@ -232,7 +238,11 @@ class SynthesisLayer(nn.Module):
     def forward(self, x: Tensor, w: Tensor, noise_mode: str = "random",
                 fused: bool | None = None) -> Tensor:
         styles = self.affine(w) * self.weight_gain
-        x = modulated_conv2d(x, self.weight, styles, demodulate=True, up=self.up,
+        # The up-sampling kernel is stored in the official layout: applied as a true
+        # (transposed) convolution, i.e. flipped relative to ganzoo's correlation ops. Keeping
+        # that layout makes state dicts interchangeable with the official networks'.
+        weight = self.weight.flip([2, 3]) if self.up > 1 else self.weight
+        x = modulated_conv2d(x, weight, styles, demodulate=True, up=self.up,
                              resample_filter=self.resample_filter, fused=fused)
         check_shape(x, [None, None, self.resolution, self.resolution], "synthesis layer")
         if noise_mode == "random":
@@ -400,18 +410,22 @@ class MinibatchStdLayer(nn.Module):
 
 class DiscriminatorBlock(nn.Module):
     """Residual block: [N, I, R, R] -> [N, O, R/2, R/2] in the block's dtype (the top block
-    takes the image [N, img_channels, R, R] and starts with fromRGB)."""
+    takes the image [N, img_channels, R, R] and starts with fromRGB). With ``residual``
+    False it is the original StyleGAN2 paper's plain block (conv, conv + down; no skip),
+    which StyleGAN2-ADA's CIFAR-10 configuration uses."""
 
     def __init__(self, in_channels: int, tmp_channels: int, out_channels: int,
                  img_channels: int, resolution: int, use_fp16: bool,
-                 conv_clamp: float | None):
+                 conv_clamp: float | None, residual: bool = True):
         super().__init__()
         self.resolution, self.use_fp16 = resolution, use_fp16
         self.is_top = in_channels == 0
+        self.residual = residual
         if self.is_top:
             self.fromrgb = Conv2dLayer(img_channels, tmp_channels, 1, activation="lrelu",
                                        conv_clamp=conv_clamp)
-        self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
+        if residual:
+            self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
         self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, activation="lrelu",
                                  conv_clamp=conv_clamp)
         self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, activation="lrelu", down=2,
@@ -422,6 +436,8 @@ class DiscriminatorBlock(nn.Module):
         x = x.to(compute_dtype(self.use_fp16, x.device, force_fp32))
         if self.is_top:
             x = self.fromrgb(x)
+        if not self.residual:
+            return self.conv1(self.conv0(x))
         # Each branch scaled by sqrt(1/2): the sum of two unit-variance branches stays at 1.
         y = self.skip(x, gain=math.sqrt(0.5))
         x = self.conv1(self.conv0(x), gain=math.sqrt(0.5))
@@ -473,13 +489,14 @@ class Discriminator(nn.Module):
         for res in self.block_resolutions:
             tmp = spec.channels_at(res)
             block = DiscriminatorBlock(in_channels, tmp, spec.channels_at(res // 2),
-                                       spec.channels, res, spec.uses_fp16(res), spec.conv_clamp)
+                                       spec.channels, res, spec.uses_fp16(res), spec.conv_clamp,
+                                       residual=spec.d_architecture == "resnet")
             setattr(self, f"b{res}", block)
             in_channels = tmp
         self.cmap_dim = spec.channels_at(4) if spec.c_dim > 0 else 0
         if spec.c_dim > 0:
             self.mapping = MappingNetwork(0, spec.c_dim, self.cmap_dim, None,
-                                          num_layers=spec.mapping_layers)
+                                          num_layers=spec.d_mapping_layers)
         self.b4 = DiscriminatorEpilogue(spec.channels_at(4), self.cmap_dim, 4, spec.mbstd_group,
                                         spec.mbstd_channels, spec.conv_clamp)
 
