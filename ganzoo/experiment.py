@@ -98,7 +98,7 @@ class SmallDataExperiment:
         initial = None
         arch_config = self.arch_cls.Config()
         if init is not None:
-            initial = read_init(self.arch_cls.name, init, out)
+            initial = read_init(self.arch_cls, init, out)
             arch_config = make_config(self.arch_cls, initial.data["config"])
         trainer = Trainer(self.arch_cls, arch_config, config, self.registry, init=initial,
                           quiet=True)

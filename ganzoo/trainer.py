@@ -34,6 +34,7 @@ from ganzoo.data.prepare import RESIZE_FILTERS
 from ganzoo.data.source import ImageSet
 from ganzoo.distributed import GradientAverager, Rank
 from ganzoo.errors import GanzooError
+from ganzoo.importers import IMPORTED_KEY
 from ganzoo.progress import ProgressLine
 from ganzoo.runlock import RunLock
 from ganzoo.transfer import FrozenParameters, frozen_parameters, transfer_weights
@@ -122,15 +123,26 @@ class ResumeState:
     data: dict
 
 
-def read_init(arch: str, ref: str, out: Path, trust: bool = False) -> ResumeState:
+def read_init(arch_cls: type[Architecture], ref: str, out: Path, trust: bool = False
+              ) -> ResumeState:
     """The checkpoint ``--init`` names (a run, a checkpoint file, or latest of ``arch``);
     one of another architecture is an error here, before its options are used."""
+    arch = arch_cls.name
     path = resolve_checkpoint(ref, out, arch=arch)
     data = read_checkpoint(path, trust=trust)
     if data["architecture"] != arch:
         raise GanzooError(f"--init {ref}: {path} is a {data['architecture']} checkpoint, not "
                           f"{arch}")
-    return ResumeState(path, data)
+    return ResumeState(path, arch_cls.upgrade_checkpoint(data))
+
+
+def label_counts(data: ImageSet) -> tuple[int, ...]:
+    """Images per class ((): unlabelled)."""
+    if data.labels is None or not data.class_names:
+        return ()
+    counts = np.bincount(np.asarray(data.labels, dtype=np.int64),
+                         minlength=len(data.class_names))
+    return tuple(int(n) for n in counts)
 
 
 class Stop(Exception):
@@ -159,7 +171,8 @@ class Trainer:
             config.data, PrepareOptions(config.resolution, config.channels, config.max_images,
                                         resize_filter=config.resize_filter), registry)
         self.spec = DataSpec(self.data.resolution, self.data.channels,
-                             len(self.data.class_names), tuple(self.data.class_names))
+                             len(self.data.class_names), tuple(self.data.class_names),
+                             label_counts(self.data))
         if (arch_cls.conditional or arch_cls.trains_on_labels) and not self.spec.num_classes:
             what = "is conditional" if arch_cls.conditional else "trains on labels"
             raise GanzooError(f"{arch_cls.name} {what} but --data {config.data} has "
@@ -224,12 +237,16 @@ class Trainer:
 
     def _restore(self, resume: ResumeState) -> None:
         data = resume.data
-        if DataSpec.from_dict(data["data_spec"]) != self.spec:
+        theirs = DataSpec.from_dict(data["data_spec"])
+        if IMPORTED_KEY in data:   # another project's snapshot: no class names, no RNG state
+            theirs = dataclasses.replace(theirs, class_names=self.spec.class_names)
+        if theirs != self.spec:
             raise GanzooError(f"checkpoint {resume.checkpoint} was trained on data "
                               f"{data['data_spec']}, but --data gives {self.spec.to_dict()}")
         load_state(self.arch, data["state"], resume.checkpoint)
         self.progress = Progress(**data["progress"])
-        restore_rng(data["rng"])
+        if "rng" in data:
+            restore_rng(data["rng"])
 
     def _setup_metrics(self, registry) -> None:
         from ganzoo.metrics.training import TrainingMetrics

@@ -12,8 +12,10 @@ from ganzoo.atomic import atomic_write
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """NCHW float in [-1, 1] -> NHWC uint8."""
-    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    """NCHW float in [-1, 1] -> NHWC uint8: floor(x * 127.5 + 128) clamped to [0, 255], the
+    official StyleGAN2-ADA tools' rule (round half up; torch.round would round half to even
+    and differ from the official images by one level at exact halves)."""
+    x = (images.detach().float().cpu() * 127.5 + 128).clamp(0, 255).floor().to(torch.uint8)
     return x.permute(0, 2, 3, 1).numpy()
 
 

@@ -33,7 +33,7 @@ def test_init_loads_weights_and_leaves_optimisers_fresh(cli, trained_run, tmp_pa
     from ganzoo_plugins.dcgan.model import DCGAN
     from ganzoo import make_config
     source = checkpoints_of(trained_run)[-1]
-    init = read_init(DCGAN.name, str(trained_run), tmp_path / "runs", trust=False)
+    init = read_init(DCGAN, str(trained_run), tmp_path / "runs", trust=False)
     assert init.checkpoint == source
     config = TrainConfig(data="bin-objects", resolution=32, batch=16, kimg=0.016,
                          out=str(tmp_path / "runs"), device="cpu", init=str(trained_run))

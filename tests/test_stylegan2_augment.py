@@ -296,7 +296,9 @@ def test_controller_moves_p_up_and_down_every_interval():
     assert ctl.p == 0.0  # clamped below
 
 
-def test_controller_reaches_one_after_500_kimg_and_clamps():
+def test_controller_reaches_one_after_500_kimg_and_is_not_clamped_above():
+    """The official controller clamps p at 0 only: it keeps climbing past 1 while D
+    overfits, and comes back down as soon as r_t falls below the target."""
     ctl = AdaController()
     images = 0
     while ctl.p < 1.0:
@@ -304,9 +306,13 @@ def test_controller_reaches_one_after_500_kimg_and_clamps():
         images += 32
         assert images < 600_000
     assert 500_000 <= images < 500_000 + 32 * 4
+    p_at_one = ctl.p
     for _ in range(8):
         _feed(ctl, 1.0)
-    assert ctl.p == 1.0
+    assert ctl.p == pytest.approx(p_at_one + 2 * 32 * 4 / 500_000)
+    for _ in range(4):
+        _feed(ctl, 0.0)
+    assert ctl.p == pytest.approx(p_at_one + 32 * 4 / 500_000)
 
 
 def test_controller_state_round_trip_mid_interval():

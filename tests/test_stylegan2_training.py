@@ -214,7 +214,8 @@ def test_phase_losses_on_stand_ins():
     assert real_logits.shape == (8, 1) and not real_logits.requires_grad
     assert loss.G.mapping.w_avg.abs().sum() > 0      # the fakes for D track w_avg
     # R1 of a linear D is ||weight||^2; the phase scales it by gamma / 2 and the interval.
-    value, stats = loss.discriminator_reg(reals, c)
+    value, stats, r1_logits = loss.discriminator_reg(reals, c)
+    assert r1_logits.shape == (8, 1) and not r1_logits.requires_grad   # counted by ADA too
     w2 = loss.D.fc.weight.square().sum().item()
     assert stats["r1"].item() == pytest.approx(w2, rel=1e-5)
     assert value.item() == pytest.approx(w2 * 0.5 / 2 * 16, rel=1e-5)

@@ -4,7 +4,9 @@ Networks with Limited Data", section 3).
 The overfitting heuristic is r_t = E[sign(D(x_real))] over D's outputs on (augmented) reals,
 gathered over ``interval`` minibatches. Then p moves by sign(r_t - target) times a step sized
 so that p could cross from 0 to 1 in ``speed_kimg`` thousand real images (paper: target 0.6,
-every 4 minibatches, 500 kimg), and is clamped to [0, 1].
+every 4 minibatches, 500 kimg). p is clamped at 0 from below only, as in the official code:
+above 1 every transform is always applied (p * multiplier >= 1), and a long run can drift a
+little past 1 (the official one peaked at 1.024) and come back without a dead zone.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ class AdaController:
             raise ValueError("interval must be >= 1 and speed_kimg > 0")
         self.target, self.interval = float(target), int(interval)
         self.speed_kimg = float(speed_kimg)
-        self.p = min(max(float(p), 0.0), 1.0)
+        self.p = max(float(p), 0.0)
         self.rt: float | None = None
         self._sign_sum: Tensor | float = 0.0  # kept on D's device: no sync per minibatch
         self._count = 0
@@ -56,7 +58,7 @@ class AdaController:
             # Step proportional to the images seen since the last update, so that moving p
             # by a whole unit takes speed_kimg thousand images.
             delta = math.copysign(1.0, self.rt - self.target) if self.rt != self.target else 0.0
-            self.p = min(max(self.p + delta * self._images / (self.speed_kimg * 1000), 0.0), 1.0)
+            self.p = max(self.p + delta * self._images / (self.speed_kimg * 1000), 0.0)
         self._sign_sum, self._count, self._batches, self._images = 0.0, 0, 0, 0
         return self.p
 

@@ -106,7 +106,10 @@ class StyleGAN2Loss:
     # -- networks --
 
     def run_G(self, z: Tensor, c: Tensor, update_emas: bool = False) -> tuple[Tensor, Tensor]:
-        """Images [N, C, H, W] and the (possibly mixed) ws they came from."""
+        """Images [N, C, H, W] and the (possibly mixed) ws they came from. ``update_emas``
+        moves G's w average toward this pass's ws; every phase that runs G sets it (Gmain,
+        Greg and Dmain's fakes, as the official loop does: 2.25 updates per minibatch with
+        the path-length phase every 4th), the style-mixing latent never."""
         ws = self.G.mapping(z, c, update_emas=update_emas)
         ws = mix_styles(ws, lambda: self.G.mapping(torch.randn_like(z), c, update_emas=False),
                         self.settings.style_mixing)
@@ -119,7 +122,7 @@ class StyleGAN2Loss:
 
     def generator_main(self, z: Tensor, c: Tensor) -> tuple[Tensor, Stats]:
         """Non-saturating G loss: softplus(-D(G(z)))."""
-        fakes, _ = self.run_G(z, c)
+        fakes, _ = self.run_G(z, c, update_emas=True)
         loss = F.softplus(-self.run_D(fakes, c)).mean()
         return loss, {"loss_g": loss.detach()}
 
@@ -127,7 +130,7 @@ class StyleGAN2Loss:
         """Path-length penalty on batch // pl_batch_shrink samples, times pl_interval."""
         s = self.settings
         n = max(1, z.shape[0] // s.pl_batch_shrink)
-        fakes, ws = self.run_G(z[:n], c[:n])
+        fakes, ws = self.run_G(z[:n], c[:n], update_emas=True)
         lengths = path_lengths(fakes, ws)
         penalty, self.pl_mean = path_length_penalty(lengths, self.pl_mean, s.pl_decay)
         loss = penalty.mean() * s.pl_weight * s.pl_interval
@@ -147,9 +150,10 @@ class StyleGAN2Loss:
         return loss, stats, real_logits.detach()
 
     def discriminator_reg(self, reals: Tensor, c_real: Tensor
-                          ) -> tuple[Tensor, Stats]:
-        """R1 = gamma / 2 * E||grad_x D(aug(x))||^2 on reals, times r1_interval."""
+                          ) -> tuple[Tensor, Stats, Tensor]:
+        """R1 = gamma / 2 * E||grad_x D(aug(x))||^2 on reals, times r1_interval; also returns
+        D's logits on these augmented reals [N, 1]: the ADA heuristic counts them too."""
         s = self.settings
-        penalty, _ = r1_penalty(lambda x: self.run_D(x, c_real), reals)
+        penalty, logits = r1_penalty(lambda x: self.run_D(x, c_real), reals)
         loss = penalty.mean() * (s.gamma / 2) * s.r1_interval
-        return loss, {"r1": penalty.detach().mean()}
+        return loss, {"r1": penalty.detach().mean()}, logits.detach()

@@ -9,7 +9,10 @@ and, every 4 minibatches, the ADA update of p from the signs of D's outputs on r
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Callable
+
+import numpy as np
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +31,13 @@ from ganzoo_plugins.stylegan2_ada.networks import Discriminator, Generator, Netw
 from ganzoo_plugins.stylegan2_ada.summary import network_summary
 
 ADA_INTERVAL = 4          # minibatches between updates of p
+# The state's layout: 1 = up-sampling kernels (synthesis.bN.conv0.weight) stored flipped, as
+# ganzoo applied them as correlations until 2026-11; 2 = the official layout (applied as a
+# true convolution), so state dicts are interchangeable with the official networks'.
+# upgrade_checkpoint() brings layout 1 up to date.
+LAYOUT = 2
+UP_KERNEL = re.compile(r"^synthesis\.b\d+\.conv0\.weight$")
+BUFFER_NAMES = ("w_avg", "noise_const", "resample_filter")
 GENERATE_CHUNK = 32       # images per forward pass in generate(), to bound memory
 
 Phase = Callable[[], tuple[Tensor, Stats]]     # () -> (loss, stats)
@@ -46,12 +56,26 @@ def _sanitize_gradients(module: nn.Module) -> None:
                                  zip(flat.split([g.numel() for g in grads]), grads)])
 
 
+def flip_up_kernels(g_state: dict) -> dict:
+    """A generator state dict with its up-sampling kernels flipped on both spatial axes
+    (between ganzoo's layout 1 and the official layout; the flip is its own inverse)."""
+    return {k: v.flip([2, 3]) if UP_KERNEL.match(k) else v for k, v in g_state.items()}
+
+
+def _fill_missing_gradients(module: nn.Module) -> None:
+    for p in module.parameters():
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+
+
 def network_spec(config: StyleGAN2ADAConfig, data: DataSpec) -> NetworkSpec:
     """The networks a resolved config asks for."""
     c = config
     return NetworkSpec(resolution=data.resolution, channels=data.channels,
                        c_dim=data.num_classes if c.cond else 0, z_dim=c.z_dim, w_dim=c.w_dim,
-                       mapping_layers=c.map, channel_base=c.cbase, channel_max=c.cmax,
+                       mapping_layers=c.map, d_mapping_layers=c.d_map,
+                       d_architecture=c.d_arch,
+                       channel_base=c.cbase, channel_max=c.cmax,
                        num_fp16_res=c.fp16_res, conv_clamp=c.conv_clamp_value,
                        mbstd_group=c.mbstd_group)
 
@@ -98,6 +122,7 @@ class StyleGAN2ADA(Architecture):
         # r1 and pl are computed every 16th / 4th minibatch; the latest values are logged
         # every minibatch, so the trainer's per-tick means are means of current values.
         self.held: Stats = {}
+        self._label_weights = data.label_weights().to(self.device) if c.cond else None
 
     def _adam(self, module: nn.Module, reg_interval: int) -> torch.optim.Adam:
         lr, betas = lazy_adam(self.config.lr, ADAM_BETAS, reg_interval)
@@ -126,15 +151,16 @@ class StyleGAN2ADA(Architecture):
         cond = self._one_hot(labels, n)
         z = lambda: torch.randn(n, c.z_dim, device=self.device)  # noqa: E731
         due = lambda interval: self.batch_idx % interval == 0    # noqa: E731
-        # Fakes take the real minibatch's labels: an unbiased draw from the data's classes.
-        stats = self._run(self.G, self.opt_g, lambda: self.loss.generator_main(z(), cond))
+        stats = self._run(self.G, self.opt_g,
+                          lambda: self.loss.generator_main(z(), self._fake_cond(n)))
         if c.pl_weight > 0 and due(c.pl_interval):
             self.held.update(self._run(self.G, self.opt_g,
-                                       lambda: self.loss.generator_reg(z(), cond)))
-        stats |= self._run(self.D, self.opt_d, lambda: self._discriminator_main(reals, cond, z()))
+                                       lambda: self.loss.generator_reg(z(), self._fake_cond(n))))
+        stats |= self._run(self.D, self.opt_d,
+                           lambda: self._discriminator_main(reals, cond, z(), self._fake_cond(n)))
         if c.gamma > 0 and due(c.r1_interval):
             self.held.update(self._run(self.D, self.opt_d,
-                                       lambda: self.loss.discriminator_reg(reals, cond)))
+                                       lambda: self._discriminator_reg(reals, cond)))
         n_all = n * distributed.world_size()    # images of the global minibatch
         self.ema.update(self.G, n_all, self.images_seen)  # ramp-up: images before this one
         self.images_seen += n_all
@@ -145,21 +171,43 @@ class StyleGAN2ADA(Architecture):
                 self.augment_pipe.p.copy_(torch.as_tensor(p))
         return {**stats, **self.held, "augment_p": self.augment_p}
 
-    def _discriminator_main(self, reals: Tensor, cond: Tensor, z: Tensor
+    def _fake_cond(self, n: int) -> Tensor:
+        """Class vectors of ``n`` generated images, drawn afresh for each phase from the data
+        set's label frequencies (the official loop draws them from random images' labels),
+        independently of the real minibatch's labels."""
+        if not self.conditional:
+            return torch.zeros(n, 0, device=self.device)
+        labels = torch.multinomial(self._label_weights, n, replacement=True)
+        return nn.functional.one_hot(labels, self.data.num_classes).float()
+
+    def _discriminator_main(self, reals: Tensor, cond: Tensor, z: Tensor, fake_cond: Tensor
                             ) -> tuple[Tensor, Stats]:
-        loss, stats, real_logits = self.loss.discriminator_main(reals, cond, z, cond)
+        loss, stats, real_logits = self.loss.discriminator_main(reals, cond, z, fake_cond)
         if self.ada is not None:
             self.ada.accumulate(real_logits)
         # The sign mean of this minibatch: its mean over a tick is that tick's r_t.
         return loss, {**stats, "rt": real_logits.sign().mean()}
 
+    def _discriminator_reg(self, reals: Tensor, cond: Tensor) -> tuple[Tensor, Stats]:
+        loss, stats, real_logits = self.loss.discriminator_reg(reals, cond)
+        if self.ada is not None:    # the official r_t counts the R1 phase's reals too
+            self.ada.accumulate(real_logits)
+        return loss, stats
+
     @staticmethod
     def _run(module: nn.Module, opt: torch.optim.Optimizer, phase: Phase) -> Stats:
-        """One phase: gradients of ``phase()``'s loss for ``module`` only, one Adam step."""
+        """One phase: gradients of ``phase()``'s loss for ``module`` only, one Adam step.
+
+        Parameters the phase's loss does not reach (toRGB biases under the path-length
+        penalty, D's output bias under R1) get a zero gradient, not None: the official loss
+        adds the images or logits times 0 for exactly that, so Adam counts the step and
+        decays their moments. With None, Adam would skip them and their later steps would
+        come out larger (11.7% for G's, 3.1% for D's, measured at steady state)."""
         module.requires_grad_(True)
         opt.zero_grad(set_to_none=True)
         loss, stats = phase()
         loss.backward()
+        _fill_missing_gradients(module)
         _sanitize_gradients(module)
         opt.step()
         module.requires_grad_(False)
@@ -212,6 +260,17 @@ class StyleGAN2ADA(Architecture):
                       for zc, cc in zip(z.split(GENERATE_CHUNK), cond.split(GENERATE_CHUNK))]
         return torch.cat(images).clamp(-1, 1)
 
+    def seeded_normal(self, n: int, dim: int, seed: int | None) -> Tensor:
+        """z as the official generate.py draws it, ``numpy.random.RandomState(seed)
+        .randn(n, dim)``, so a network imported from an official pickle gives the official
+        tool's images for the same seeds (seeds past 2^32, which it refuses, are split into
+        two 32-bit words)."""
+        if seed is None:
+            return super().seeded_normal(n, dim, None)
+        seed = int(seed)
+        rng = np.random.RandomState(seed if seed < 2 ** 32 else [seed & 0xFFFFFFFF, seed >> 32])
+        return torch.from_numpy(rng.randn(n, dim)).float().to(self.device)
+
     # -- network summary -------------------------------------------------------------------------
 
     @torch.no_grad()
@@ -239,7 +298,29 @@ class StyleGAN2ADA(Architecture):
                 "pl_mean": self.loss.pl_mean.clone(), "augment_p": self.augment_p,
                 "ada": self.ada.state_dict() if self.ada is not None else None,
                 "batch_idx": self.batch_idx, "images_seen": self.images_seen,
-                "held": {k: float(v) for k, v in self.held.items()}}
+                "held": {k: float(v) for k, v in self.held.items()}, "layout": LAYOUT}
+
+    @classmethod
+    def upgrade_checkpoint(cls, data: dict) -> dict:
+        """Layout 1 (before 2026-11) to 2: flip the up-sampling kernels of G and G_ema and
+        their Adam moments, and keep D as it was built: a conditional D's label mapping of
+        --map layers (now --d-map, default 8), residual blocks (now --d-arch)."""
+        state = data["state"]
+        if state.get("layout", 1) >= LAYOUT:
+            return data
+        G = state["G"]
+        param_names = [k for k in G if k.rsplit(".", 1)[-1] not in BUFFER_NAMES]
+        up_params = {i for i, k in enumerate(param_names) if UP_KERNEL.match(k)}
+        opt_g = {**state["opt_g"], "state": {
+            i: {k: v.flip([2, 3]) if i in up_params and k.startswith("exp_avg") else v
+                for k, v in moments.items()}
+            for i, moments in state["opt_g"]["state"].items()}}
+        state = {**state, "G": flip_up_kernels(G), "G_ema": flip_up_kernels(state["G_ema"]),
+                 "opt_g": opt_g, "layout": LAYOUT}
+        # Layout 1 built a conditional D's label mapping with --map layers and every D
+        # residual (its --cfg cifar too).
+        config = {"d_map": data["config"].get("map"), "d_arch": "resnet", **data["config"]}
+        return {**data, "config": config, "state": state}
 
     def load_state_dict(self, state: dict) -> None:
         self.G.load_state_dict(state["G"])
