@@ -18,11 +18,12 @@ import torch
 from ganzoo.architecture import Architecture, DataSpec, option
 from ganzoo.errors import GanzooError
 from ganzoo.hookspecs import hookimpl
+from ganzoo.importers import CheckpointImporter
 
 __version__ = "0.1.0"
 
-__all__ = ["Architecture", "DataSpec", "GanzooError", "create", "hookimpl",
-           "list_architectures", "load_checkpoint", "option"]
+__all__ = ["Architecture", "CheckpointImporter", "DataSpec", "GanzooError", "create",
+           "hookimpl", "list_architectures", "load_checkpoint", "option"]
 
 
 def list_architectures(pattern: str = "*") -> list[str]:

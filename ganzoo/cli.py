@@ -31,6 +31,7 @@ from ganzoo import distributed
 from ganzoo.distributed import Rank, elastic_run, restarted_by_torchrun
 from ganzoo.errors import GanzooError
 from ganzoo.expand import ExpandOptions, expand, training_data
+from ganzoo.importers import IMPORTED_KEY
 from ganzoo.experiment import SmallDataExperiment, SmallDataSetup
 from ganzoo.registry import Registry, get_registry
 from ganzoo.trainer import ResumeState, Stop, Trainer, TrainConfig, pick_device, read_init
@@ -421,25 +422,30 @@ def run_train(cls: type[Architecture], reg: Registry, params: dict, ctx: click.C
     resume, run_dir = None, None
     if resume_ref:
         path = resolve_checkpoint(resume_ref, Path(train_values["out"]), arch=cls.name)
-        data = read_checkpoint(path, trust=trust)
+        data = read_checkpoint(path, trust=trust, registry=reg)
         if data["architecture"] != cls.name:
             raise GanzooError(f"checkpoint {path} is from architecture "
                               f"'{data['architecture']}', not '{cls.name}'")
-        ignored = sorted(k for k in given - {"kimg", "out", "device", "workers"}
-                         if k in arch_values or k in train_values)
-        if ignored and ranks.is_main and not restarted:
-            click.echo("warning: on --resume the run's saved options are used; ignoring "
-                       + ", ".join("--" + k.replace("_", "-") for k in ignored), err=True)
-        train_values = {**data["train"], **{k: train_values[k] for k in
-                                            ("kimg", "device", "workers") if k in given}}
-        arch_values = data["config"]
-        resume, run_dir = ResumeState(path, data), run_of_checkpoint(path)
+        data = cls.upgrade_checkpoint(data)
+        if IMPORTED_KEY in data:
+            train_values, arch_values = resume_imported(data, train_values, arch_values, given)
+            resume = ResumeState(path, data)      # in a new run directory, as officially
+        else:
+            ignored = sorted(k for k in given - {"kimg", "out", "device", "workers"}
+                             if k in arch_values or k in train_values)
+            if ignored and ranks.is_main and not restarted:
+                click.echo("warning: on --resume the run's saved options are used; ignoring "
+                           + ", ".join("--" + k.replace("_", "-") for k in ignored), err=True)
+            train_values = {**data["train"], **{k: train_values[k] for k in
+                                                ("kimg", "device", "workers", "out") if k in given}}
+            arch_values = data["config"]
+            resume, run_dir = ResumeState(path, data), run_of_checkpoint(path)
     elif not train_values["data"]:
         raise GanzooError(f"ganzoo train {cls.name}: --data SPEC is required "
                           "(try --data shapes; `ganzoo list` shows data sets)")
     init = None
     if train_values["init"] and not resume:
-        init = read_init(cls.name, train_values["init"], Path(train_values["out"]), trust)
+        init = read_init(cls, train_values["init"], Path(train_values["out"]), trust)
         # Its architecture options, less those given here (a fine-tuning lr, say).
         arch_values = {**init.data["config"],
                        **{k: v for k, v in arch_values.items() if k in given}}
@@ -459,6 +465,19 @@ def run_train(cls: type[Architecture], reg: Registry, params: dict, ctx: click.C
         raise
     distributed.stop(wait=True)
     return code
+
+
+def resume_imported(data: dict, train_values: dict, arch_values: dict, given: set
+                    ) -> tuple[dict, dict]:
+    """Options of a resume from another project's snapshot (``--resume
+    network-snapshot-NNNNNN.pkl``): it holds the networks, kimg and ADA's p, but no trainer
+    options, so they come from this command line (--data is required); its architecture
+    options, less those given here."""
+    if not train_values["data"]:
+        raise GanzooError(f"--resume {data[IMPORTED_KEY]['source']}: an imported network "
+                          "carries no trainer options; give --data (and --batch, --kimg...)")
+    return train_values, {**data["config"], **{k: v for k, v in arch_values.items()
+                                               if k in given}}
 
 
 def resume_after_restart(ranks: Rank, out: Path) -> str | None:
@@ -648,6 +667,31 @@ def generate_command(ctx, arch, ckpt_ref, seeds, class_, trunc, noise_mode, grid
         for s, img in zip(seed_list, images):
             save_image(grid_image(img[None], 1), out_dir / f"seed{s:04d}{suffix}.png")
         click.echo(f"wrote {len(seed_list)} images to {out_dir}/ (from {path})")
+
+
+@cli.command("convert")
+@click.argument("source", metavar="NETWORK")
+@click.option("--out", required=True, metavar="PATH.pt", help="the ganzoo checkpoint to write")
+@click.option("--trust", is_flag=True, help="allow a ganzoo checkpoint that needs pickle "
+              "code execution (official network pickles never need it)")
+@click.pass_context
+def convert_command(ctx, source, out, trust):
+    """Write NETWORK as a ganzoo checkpoint that loads with weights_only.
+
+    NETWORK: an official StyleGAN2-ADA pickle (network-snapshot-NNNNNN.pkl, a pretrained
+    network), read without running code from it, or any checkpoint ganzoo reads (an old
+    one is written in the current layout).
+    """
+    from ganzoo.atomic import atomic_write
+    from ganzoo.checkpoint import build_model
+    reg = registry_from(ctx)
+    data = read_checkpoint(Path(source), trust=trust, registry=reg)
+    data = reg.architecture(data["architecture"]).upgrade_checkpoint(data)
+    model = build_model(data, torch.device("cpu"), reg, path=Path(source))   # it must load
+    with atomic_write(Path(out)) as f:
+        torch.save(data, f)
+    click.echo(f"wrote {out}: {model.name}, {model.data.resolution}x{model.data.resolution}, "
+               f"{model.data.num_classes or 'no'} classes, kimg {data['progress']['images'] / 1000:g}")
 
 
 # -- entry point --------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ganzoo.architecture import Architecture
     from ganzoo.data.source import DatasetSource
     from ganzoo.features import FeatureExtractor
+    from ganzoo.importers import CheckpointImporter
 
 hookspec = pluggy.HookspecMarker("ganzoo")
 hookimpl = pluggy.HookimplMarker("ganzoo")
@@ -51,6 +52,18 @@ def ganzoo_feature_extractors() -> list[type[FeatureExtractor]]:
     """Register image feature networks, used by metrics (FID, KID, ...) and DeepDream.
 
     :return: FeatureExtractor subclasses, each with a unique ``name``.
+    """
+
+
+# -- other projects' checkpoints ------------------------------------------------------------
+
+@hookspec
+def ganzoo_checkpoint_importers() -> list[CheckpointImporter]:
+    """Register readers of other projects' network pickles (see :mod:`ganzoo.importers`).
+
+    :return: CheckpointImporter instances, each with a unique ``name``. They receive the
+        pickle as plain data (ganzoo never runs code from it) and return a ganzoo
+        checkpoint's data.
     """
 
 

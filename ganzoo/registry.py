@@ -113,9 +113,13 @@ class Registry:
     def feature_extractors(self) -> dict[str, Registered]:
         return self._collect("ganzoo_feature_extractors")
 
+    def checkpoint_importers(self) -> dict[str, Registered]:
+        return self._collect("ganzoo_checkpoint_importers")
+
     def load_all(self) -> None:
         """Run every registering hook, so `plugins` can show what each plugin provides."""
-        for getter in (self.architectures, self.datasets, self.feature_extractors):
+        for getter in (self.architectures, self.datasets, self.feature_extractors,
+                       self.checkpoint_importers):
             getter()
 
     def architecture(self, name: str) -> type:

@@ -153,3 +153,21 @@ def test_feature_extractor_hook(monkeypatch):
     cls = reg.feature_extractors()["mean-colour"].obj
     import torch
     assert cls()(torch.zeros(2, 3, 8, 8)).shape == (2, 3)
+
+
+def test_checkpoint_importer_hook(monkeypatch, tmp_path):
+    """A plugin's importer reads its own plain pickles; ganzoo hands it the data only."""
+    import pickle
+    import torch
+    from ganzoo.checkpoint import load_model
+    monkeypatch.syspath_prepend(str(TINY_PLUGIN))
+    reg = Registry(["ganzoo_tiny"])
+    assert "tiny-mlp-pickle" in reg.checkpoint_importers()
+    G = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 48),
+                            torch.nn.Tanh())
+    path = tmp_path / "upstream.pkl"
+    path.write_bytes(pickle.dumps({"tiny_mlp_G": G.state_dict(), "resolution": 4,
+                                   "channels": 3, "hidden": 4}, protocol=4))
+    model = load_model(path, registry=reg).model
+    assert model.name == "tiny-mlp" and torch.equal(model.G[0].weight, G[0].weight)
+    assert model.generate(2, seed=0).shape == (2, 3, 4, 4)

@@ -6,3 +6,9 @@ from ganzoo import hookimpl
 def ganzoo_architectures():
     from ganzoo_plugins.stylegan2_ada.model import StyleGAN2ADA
     return [StyleGAN2ADA]
+
+
+@hookimpl
+def ganzoo_checkpoint_importers():
+    from ganzoo_plugins.stylegan2_ada.official import OfficialImporter
+    return [OfficialImporter()]
