@@ -11,6 +11,8 @@ import json
 import pickle
 import random
 import re
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,8 @@ import ganzoo
 from ganzoo.architecture import Architecture, DataSpec
 from ganzoo.atomic import atomic_write
 from ganzoo.errors import GanzooError
+from ganzoo.importers import import_pickle
+from ganzoo.safe_pickle import is_plain_pickle
 
 FORMAT = "ganzoo-checkpoint"
 FORMAT_VERSION = 1
@@ -174,32 +178,120 @@ def save_checkpoint(path: Path, *, arch: Architecture, plugin: str, plugin_versi
         torch.save(payload, f)
 
 
-def read_checkpoint(path: Path, *, trust: bool = False) -> dict:
-    """Load a checkpoint's data, turning every way it can be wrong into one clear line."""
+def read_checkpoint(path: Path, *, trust: bool = False, registry=None) -> dict:
+    """Load a checkpoint's data, turning every way it can be wrong into one clear line.
+
+    A plain pickle (another project's network snapshot, such as StyleGAN2-ADA's
+    ``network-snapshot-*.pkl``) is read as data through the registered importers
+    (:mod:`ganzoo.importers`), never by running code from it, with or without ``trust``.
+    A ganzoo checkpoint's zip records are checked against their CRCs first: torch itself
+    would load a flipped byte in tensor data without a word."""
     path = Path(path)
     if not path.is_file():
         raise GanzooError(f"checkpoint {path} does not exist")
+    if is_plain_pickle(path) and not _is_legacy_torch_file(path):
+        return import_pickle(path, registry)
+    if zipfile.is_zipfile(path):
+        _check_zip(path)
+    elif not _is_legacy_torch_file(path):
+        raise GanzooError(f"{path} is not a checkpoint: it is {describe_file(path)}")
+    data = _torch_load(path, trust)
+    _check_structure(data, path)
+    return data
+
+
+# The pickled magic number that starts torch.save's pre-1.6 (non-zip) format.
+_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."
+
+
+def _is_legacy_torch_file(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(_LEGACY_TORCH_MAGIC)) == _LEGACY_TORCH_MAGIC
+
+
+def _check_zip(path: Path) -> None:
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "weights only" not in str(e).lower() and "weights_only" not in str(e):
-            raise GanzooError(f"checkpoint {path} is unreadable (corrupt): {_first_line(e)}")
-        if not trust:
-            raise GanzooError(f"checkpoint {path} contains Python objects that need pickle code "
-                              "execution to load; pass --trust only if you trust its source")
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as e:
+        raise GanzooError(f"checkpoint {path} is unreadable (truncated or corrupt): "
+                          f"{_first_line(e)}")
+    if bad is not None:
+        raise GanzooError(f"checkpoint {path} is corrupt: its record {bad} fails its CRC "
+                          "check (a damaged copy or disk)")
+
+
+def _torch_load(path: Path, trust: bool):
+    with warnings.catch_warnings():      # torch's own advice would sit above our one line
+        warnings.simplefilter("ignore")
         try:
-            data = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e2:  # noqa: BLE001
-            raise GanzooError(f"checkpoint {path} is unreadable: {_first_line(e2)}")
-    except Exception as e:  # noqa: BLE001 - zip errors, EOF, bad magic numbers...
-        raise GanzooError(f"checkpoint {path} is unreadable (truncated or not a checkpoint):"
-                          f" {_first_line(e)}")
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            if "weights only" not in str(e).lower() and "weights_only" not in str(e):
+                raise GanzooError(f"checkpoint {path} is unreadable (corrupt): "
+                                  f"{_first_line(e)}")
+            if not trust:
+                raise GanzooError(f"checkpoint {path} contains Python objects that need pickle "
+                                  "code execution to load; pass --trust only if you trust its "
+                                  "source")
+        except Exception as e:  # noqa: BLE001 - zip errors, EOF, bad magic numbers...
+            raise GanzooError(f"checkpoint {path} is unreadable (truncated or not a "
+                              f"checkpoint): {_first_line(e)}")
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # noqa: BLE001
+            raise GanzooError(f"checkpoint {path} is unreadable: {_first_line(e)}")
+
+
+# What every ganzoo checkpoint holds, and of which type.
+_REQUIRED = {"architecture": str, "config": dict, "data_spec": dict, "state": dict,
+             "progress": dict}
+
+
+def _check_structure(data, path: Path) -> None:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise GanzooError(f"{path} is not a ganzoo checkpoint")
+        raise GanzooError(f"{path} is not a ganzoo checkpoint (a torch file of something else)")
+    if not isinstance(data.get("format_version", 0), int):
+        raise GanzooError(f"checkpoint {path} is damaged: format_version is not a number")
     if data.get("format_version", 0) > FORMAT_VERSION:
         raise GanzooError(f"checkpoint {path} has format version {data['format_version']}; "
                           f"this ganzoo reads up to {FORMAT_VERSION}: upgrade ganzoo")
-    return data
+    for key, kind in _REQUIRED.items():
+        if not isinstance(data.get(key), kind):
+            what = "has no" if key not in data else f"has a {type(data[key]).__name__} as its"
+            raise GanzooError(f"checkpoint {path} is damaged: it {what} '{key}'")
+    try:
+        Progress(**data["progress"])
+        DataSpec.from_dict(data["data_spec"])
+    except (TypeError, KeyError, ValueError) as e:
+        raise GanzooError(f"checkpoint {path} is damaged: {_first_line(e)}")
+
+
+_SIGNATURES = [(b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+               (b"GIF8", "a GIF image"), (b"\x1f\x8b", "a gzip file"),
+               (b"%PDF", "a PDF document"), (b"\x7fELF", "a program (ELF)")]
+
+
+def describe_file(path: Path) -> str:
+    """What a file that is not a checkpoint looks like, for the error line."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if not head:
+        return "empty"
+    for magic, what in _SIGNATURES:
+        if head.startswith(magic):
+            return what
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not a file format ganzoo knows (binary data)"
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            json.loads(Path(path).read_bytes()[:1 << 20])
+            return "JSON text"
+        except ValueError:
+            pass
+    return "text"
 
 
 def _first_line(e: BaseException) -> str:
@@ -229,6 +321,7 @@ def build_model(data: dict, device: torch.device, registry=None,
         raise GanzooError(f"checkpoint {path} is from architecture '{name}', not "
                           f"'{expect_arch}'")
     cls = registry.architecture(name)
+    data = cls.upgrade_checkpoint(data)
     model = cls(make_config(cls, data["config"]), DataSpec.from_dict(data["data_spec"]), device)
     load_state(model, data["state"], path)
     return model
@@ -244,7 +337,7 @@ def load_state(model: Architecture, state: dict, path: Path | None) -> None:
 
 def load_model(path: Path, *, trust: bool = False, device: torch.device | None = None,
                registry=None, expect_arch: str | None = None) -> LoadedCheckpoint:
-    data = read_checkpoint(Path(path), trust=trust)
+    data = read_checkpoint(Path(path), trust=trust, registry=registry)
     model = build_model(data, device or torch.device("cpu"), registry, expect_arch, path)
     return LoadedCheckpoint(Path(path), data, model)
 

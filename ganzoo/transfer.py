@@ -74,6 +74,9 @@ def transfer_weights(arch: Architecture, data: dict, checkpoint: Path) -> Transf
             merged[name] = tensor
             reinitialised.append(f"{key}.{name}")
         mine[key] = merged
+    if copied == 0:
+        raise GanzooError(f"--init {checkpoint}: it holds no network weights of {arch.name} "
+                          "(nothing to start from)")
     arch.load_state_dict(mine)
     return Transfer(copied, reinitialised)
 
