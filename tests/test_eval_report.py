@@ -61,6 +61,7 @@ def test_eval_prints_and_appends_records(cli, run):
     for rec in records:
         assert rec["extractor"] == "domain" and rec["extractor_weights"].startswith("domain(")
         assert rec["resize"] == "none (32px)" and rec["seed"] == 0 and rec["kimg"] == 0.128
+        assert rec["fid_mode"] is None                 # modes are Inception's input only
         assert rec["num_fake"] == 300 and rec["num_real"] in (300, 5000)
         assert rec["checkpoint"].endswith("ckpt-0000000128.pt")
         assert all(np.isfinite(v) for v in rec["scores"].values())
@@ -86,6 +87,18 @@ def test_eval_errors_are_one_line(cli, run, tmp_path):
     (tmp_path / "bad.pth").write_bytes(b"garbage")
     r = cli("eval", str(run), "--feature-weights", str(tmp_path / "bad.pth"))
     assert r.code == 1 and "bad.pth: unreadable" in r.err and r.err.count("\n") == 1
+
+
+def test_fid_mode_errors_are_one_line(cli, run):
+    r = cli("eval", str(run), "--fid-mode", "tf")
+    assert r.code == 1 and r.err.count("\n") == 1
+    assert "unknown FID preprocessing mode 'tf' (modes: legacy-tf, pytorch-fid, clean" in r.err
+    r = cli("eval", str(run), "--fid-mode", "clean", "--extractor", "domain")
+    assert r.code == 1 and r.err.count("\n") == 1
+    assert "--fid-mode applies to the inception extractor only" in r.err
+    r = cli("train", "dcgan", "--data", "shapes", "--metrics", "fid", "--metrics-fid-mode",
+            "tf", "--kimg", "0.1")
+    assert r.code == 1 and "unknown FID preprocessing mode 'tf'" in r.err
 
 
 def test_train_with_metrics_writes_stats_lines_and_the_report(cli, tmp_path):
