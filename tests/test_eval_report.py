@@ -101,6 +101,18 @@ def test_fid_mode_errors_are_one_line(cli, run):
     assert r.code == 1 and "unknown FID preprocessing mode 'tf'" in r.err
 
 
+def test_nn_offline_says_to_use_the_domain_extractor(cli, run, monkeypatch, tmp_path):
+    """nn's default extractor is Inception, whose weights an offline machine cannot fetch:
+    one line that names the file and --extractor domain (which needs no download)."""
+    from local_http import closed_port
+    monkeypatch.setenv("GANZOO_HOME", str(tmp_path / "empty-home"))
+    monkeypatch.setenv("GANZOO_MIRROR", f"http://127.0.0.1:{closed_port()}")
+    r = cli("eval", str(run), "--metrics", "nn", "--num", "100")
+    assert r.code == 1 and r.err.count("\n") == 1, r.err
+    assert "pt_inception-2015-12-05-6726825d.pth" in r.err and "--extractor domain" in r.err
+    assert "Traceback" not in r.err
+
+
 def test_train_with_metrics_writes_stats_lines_and_the_report(cli, tmp_path):
     r = cli("train", "dcgan", "--data", "shapes", *TINY_DCGAN, "--kimg", "0.128", "--snap",
             "0.032", "--tick", "0.032", "--metrics", "fid1k,kid1k", "--metrics-every", "0.064",

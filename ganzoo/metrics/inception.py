@@ -237,8 +237,14 @@ class FIDInceptionV3(FeatureExtractor):
 def fetch_weights() -> Path:
     """The weights file, downloaded into $GANZOO_HOME/downloads on first use and verified by
     sha256 (``GANZOO_MIRROR`` applies; a file put there by hand is used offline)."""
-    return download_file(WEIGHTS_URL, Path(WEIGHTS_FILE), sha256=WEIGHTS_SHA256,
-                         desc="FID Inception-v3 weights")
+    try:
+        return download_file(WEIGHTS_URL, Path(WEIGHTS_FILE), sha256=WEIGHTS_SHA256,
+                             desc="FID Inception-v3 weights")
+    except GanzooError as e:
+        # Inception is every metric's default (nn's feature half too), so an offline user
+        # meets this first; the domain extractor needs no download.
+        raise GanzooError(f"{e}; or pass --feature-weights PATH, or score offline with "
+                          "--extractor domain (train: --metrics-extractor domain)") from None
 
 
 def read_state_dict(path: Path) -> dict[str, Tensor]:
