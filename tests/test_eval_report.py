@@ -194,3 +194,15 @@ def test_report_of_a_run_that_logs_ada_p(tmp_path):
     assert "ADA augmentation probability p" in page and "loss_g (EMA 0.75)" in page
     assert "speed" in page and "No metrics yet" in page
     assert ema([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])   # debiased start
+
+
+def test_report_names_the_preprocessing_mode(tmp_path):
+    from ganzoo.report import write_report
+    run = tmp_path / "00000-dcgan-x"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"architecture": "dcgan", "train": {}}))
+    record = {"metric": "fid", "kimg": 1.0, "scores": {"fid": 12.5}, "extractor": "inception",
+              "extractor_weights": "pt_inception-2015-12-05", "fid_mode": "clean",
+              "resize": "pil-bicubic 32->299", "num_fake": 100, "num_real": 100, "seed": 0}
+    (run / "metrics.jsonl").write_text(json.dumps(record) + "\n")
+    assert "pil-bicubic 32-&gt;299 (clean)" in write_report(run).read_text()
