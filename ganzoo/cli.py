@@ -288,6 +288,7 @@ def data_info_command(ctx, spec, resolution, channels, preview):
 TRAINER_OPTIONS = {"data", "resolution", "channels", "kimg", "batch", "seed", "tick", "snap",
                    "keep", "max_images", "xflip", "resize_filter", "out", "device", "workers",
                    "metrics", "metrics_every", "metrics_extractor", "feature_weights",
+                   "metrics_fid_mode",
                    "init", "freeze_d"}
 LAUNCH_OPTIONS = {"resume", "trust", "quiet", "gpus"}
 
@@ -371,6 +372,9 @@ def make_train_command(cls: type[Architecture], reg: Registry) -> click.Command:
                      help="feature network for --metrics"),
         click.Option(["--feature-weights"], metavar="PATH",
                      help="Inception weights file for --metrics (offline machines)"),
+        click.Option(["--metrics-fid-mode"], metavar="legacy-tf|pytorch-fid|clean",
+                     help="Inception preprocessing for --metrics (see `ganzoo eval --help`) "
+                     "[default: legacy-tf]"),
         click.Option(["--init"], metavar="RUN|CKPT",
                      help="start from another run's network weights (transfer learning; "
                      "optimisers fresh, its architecture options kept)"),

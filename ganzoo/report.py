@@ -307,6 +307,13 @@ def _metric_charts(data: RunData) -> list[str]:
     return charts
 
 
+def _resize(record: dict) -> str:
+    """The resize, with the Inception preprocessing mode where there is one (scores of
+    different modes do not compare)."""
+    mode = record.get("fid_mode")
+    return f"{record.get('resize')} ({mode})" if mode else str(record.get("resize"))
+
+
 def _metric_table(data: RunData) -> str:
     latest: dict[tuple, dict] = {}
     for r in data.metric_records:
@@ -322,7 +329,7 @@ def _metric_table(data: RunData) -> str:
         kimg = r.get("kimg")
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
             r.get("metric"), scores, "" if kimg is None else f"{kimg:g}",
-            f"{r.get('extractor')} [{r.get('extractor_weights', '')}]", r.get("resize"),
+            f"{r.get('extractor')} [{r.get('extractor_weights', '')}]", _resize(r),
             f"{r.get('num_fake')} / {r.get('num_real')}", r.get("seed"),
             r.get("source"))) + "</tr>")
     return "<table>" + "".join(rows) + "</table>"

@@ -70,6 +70,7 @@ class TrainConfig:
     metrics_every: float | None = None   # kimg between metric rounds; None = every snapshot
     metrics_extractor: str = "inception"
     feature_weights: str | None = None   # Inception weights file (offline)
+    metrics_fid_mode: str | None = None  # Inception preprocessing (None: legacy-tf)
     init: str | None = None    # --init: the checkpoint whose weights a new run starts from
     freeze_d: int = 0          # --freeze-d: D's first N blocks keep their weights
 
@@ -97,6 +98,9 @@ class TrainConfig:
         if self.metrics:
             from ganzoo.metrics.evaluate import parse_metrics
             parse_metrics(self.metrics)      # an unknown name fails before any training
+        if self.metrics_fid_mode is not None:
+            from ganzoo.metrics.preprocess import check_fid_mode
+            check_fid_mode(self.metrics_fid_mode)
 
     @property
     def snap_kimg(self) -> float:

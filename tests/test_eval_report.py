@@ -61,6 +61,7 @@ def test_eval_prints_and_appends_records(cli, run):
     for rec in records:
         assert rec["extractor"] == "domain" and rec["extractor_weights"].startswith("domain(")
         assert rec["resize"] == "none (32px)" and rec["seed"] == 0 and rec["kimg"] == 0.128
+        assert rec["fid_mode"] is None                 # modes are Inception's input only
         assert rec["num_fake"] == 300 and rec["num_real"] in (300, 5000)
         assert rec["checkpoint"].endswith("ckpt-0000000128.pt")
         assert all(np.isfinite(v) for v in rec["scores"].values())
@@ -86,6 +87,30 @@ def test_eval_errors_are_one_line(cli, run, tmp_path):
     (tmp_path / "bad.pth").write_bytes(b"garbage")
     r = cli("eval", str(run), "--feature-weights", str(tmp_path / "bad.pth"))
     assert r.code == 1 and "bad.pth: unreadable" in r.err and r.err.count("\n") == 1
+
+
+def test_fid_mode_errors_are_one_line(cli, run):
+    r = cli("eval", str(run), "--fid-mode", "tf")
+    assert r.code == 1 and r.err.count("\n") == 1
+    assert "unknown FID preprocessing mode 'tf' (modes: legacy-tf, pytorch-fid, clean" in r.err
+    r = cli("eval", str(run), "--fid-mode", "clean", "--extractor", "domain")
+    assert r.code == 1 and r.err.count("\n") == 1
+    assert "--fid-mode applies to the inception extractor only" in r.err
+    r = cli("train", "dcgan", "--data", "shapes", "--metrics", "fid", "--metrics-fid-mode",
+            "tf", "--kimg", "0.1")
+    assert r.code == 1 and "unknown FID preprocessing mode 'tf'" in r.err
+
+
+def test_nn_offline_says_to_use_the_domain_extractor(cli, run, monkeypatch, tmp_path):
+    """nn's default extractor is Inception, whose weights an offline machine cannot fetch:
+    one line that names the file and --extractor domain (which needs no download)."""
+    from local_http import closed_port
+    monkeypatch.setenv("GANZOO_HOME", str(tmp_path / "empty-home"))
+    monkeypatch.setenv("GANZOO_MIRROR", f"http://127.0.0.1:{closed_port()}")
+    r = cli("eval", str(run), "--metrics", "nn", "--num", "100")
+    assert r.code == 1 and r.err.count("\n") == 1, r.err
+    assert "pt_inception-2015-12-05-6726825d.pth" in r.err and "--extractor domain" in r.err
+    assert "Traceback" not in r.err
 
 
 def test_train_with_metrics_writes_stats_lines_and_the_report(cli, tmp_path):
@@ -169,3 +194,15 @@ def test_report_of_a_run_that_logs_ada_p(tmp_path):
     assert "ADA augmentation probability p" in page and "loss_g (EMA 0.75)" in page
     assert "speed" in page and "No metrics yet" in page
     assert ema([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])   # debiased start
+
+
+def test_report_names_the_preprocessing_mode(tmp_path):
+    from ganzoo.report import write_report
+    run = tmp_path / "00000-dcgan-x"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"architecture": "dcgan", "train": {}}))
+    record = {"metric": "fid", "kimg": 1.0, "scores": {"fid": 12.5}, "extractor": "inception",
+              "extractor_weights": "pt_inception-2015-12-05", "fid_mode": "clean",
+              "resize": "pil-bicubic 32->299", "num_fake": 100, "num_real": 100, "seed": 0}
+    (run / "metrics.jsonl").write_text(json.dumps(record) + "\n")
+    assert "pil-bicubic 32-&gt;299 (clean)" in write_report(run).read_text()

@@ -130,6 +130,21 @@ def test_kid_over_subsets():
     assert small["subset_size"] == 50
 
 
+def test_kid_std_is_the_population_std_over_subsets():
+    """ddof=0, as torch-fidelity and the KID authors' code (numpy's .std()) report it."""
+    gen = torch.Generator().manual_seed(3)
+    fake, real = torch.randn(60, 4, generator=gen), torch.randn(80, 4, generator=gen) + 0.3
+    r = kernel_inception_distance(fake, real, subsets=5, subset_size=20, seed=7)
+    draw = torch.Generator().manual_seed(7)            # the same subsets, drawn again
+    values = []
+    for _ in range(5):
+        fi = torch.randperm(60, generator=draw)[:20]
+        ri = torch.randperm(80, generator=draw)[:20]
+        values.append(mmd2_unbiased(fake[fi].double(), real[ri].double()))
+    assert r["kid"] == pytest.approx(np.mean(values), rel=1e-12)
+    assert r["kid_std"] == pytest.approx(np.std(values, ddof=0), rel=1e-12)
+
+
 # -- IS ----------------------------------------------------------------------------------------
 
 def test_inception_score_limits():
@@ -142,6 +157,31 @@ def test_inception_score_limits():
     one_class = torch.full((n, classes), -1e4)
     one_class[:, 3] = 0                                            # sure, but always the same
     assert inception_score(one_class)["is"] == pytest.approx(1.0)
+
+
+def _reference_inception_score(logits: np.ndarray, splits: int) -> tuple[float, float]:
+    """The original IS code's loop (and NVlabs', torch-fidelity's): split i is
+    rows [i N // splits, (i + 1) N // splits), numpy std (ddof=0) over the splits."""
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    n, scores = len(p), []
+    for i in range(splits):
+        part = p[i * n // splits:(i + 1) * n // splits]
+        kl = part * (np.log(part) - np.log(part.mean(0, keepdims=True)))
+        scores.append(np.exp(kl.sum(1).mean()))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def test_inception_score_splits_follow_i_n_over_splits():
+    """25 samples in 10 splits: the references' boundaries 0, 2, 5, 7, 10, ... give splits
+    of 2 and 3 alternately (tensor_split would give five 3s, then five 2s)."""
+    logits = np.random.default_rng(0).standard_normal((25, 7)) * 3
+    r = inception_score(logits, splits=10)
+    mean, std = _reference_inception_score(logits, 10)
+    assert r["is"] == pytest.approx(mean, rel=1e-12) and r["is_std"] == pytest.approx(std)
+    chunked = [inception_score(c, splits=1)["is"]
+               for c in torch.tensor_split(torch.as_tensor(logits), 10)]
+    assert abs(np.mean(chunked) - mean) > 1e-3        # the two splittings do differ here
 
 
 # -- precision / recall -----------------------------------------------------------------------

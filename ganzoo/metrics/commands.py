@@ -12,8 +12,9 @@ from ganzoo.errors import GanzooError
 def format_record(r: dict) -> str:
     scores = "  ".join(f"{k} {v:.4g}" for k, v in r["scores"].items())
     kimg = "" if r.get("kimg") is None else f" at kimg {r['kimg']:g}"
+    mode = f"mode {r['fid_mode']}, " if r.get("fid_mode") else ""
     return (f"{r['metric']}{kimg}: {scores}  ({r['extractor']} [{r['extractor_weights']}], "
-            f"resize {r['resize']}, {r['num_fake']} generated / {r['num_real']} real, "
+            f"{mode}resize {r['resize']}, {r['num_fake']} generated / {r['num_real']} real, "
             f"seed {r['seed']}, {r['seconds']:.1f} s)")
 
 
@@ -35,6 +36,10 @@ def _registry(ctx: click.Context):
               "or SPEC's) for offline use")
 @click.option("--feature-weights", metavar="PATH", help="Inception weights file (offline "
               "machines): pt_inception-2015-12-05-6726825d.pth")
+@click.option("--fid-mode", metavar="legacy-tf|pytorch-fid|clean",
+              help="how images are resized and scaled into Inception, as the named reference "
+              "does (legacy-tf: the TF graph as NVlabs and torch-fidelity run it; pytorch-fid; "
+              "clean: clean-fid) [default: legacy-tf]")
 @click.option("--data", "data_spec", metavar="SPEC",
               help="real images to compare with [default: the run's --data]")
 @click.option("--seed", type=int, default=0, show_default=True, help="sampling seed")
@@ -42,8 +47,8 @@ def _registry(ctx: click.Context):
 @click.option("--device", default="auto", show_default=True)
 @click.option("--trust", is_flag=True, help="allow checkpoints that need pickle code execution")
 @click.pass_context
-def eval_command(ctx, ref, metrics, num, extractor, feature_weights, data_spec, seed, runs,
-                 device, trust):
+def eval_command(ctx, ref, metrics, num, extractor, feature_weights, fid_mode, data_spec,
+                 seed, runs, device, trust):
     """Score a run's newest (or the given) checkpoint: FID, KID, IS, precision/recall,
     nearest neighbours. Results are printed and appended to the run's metrics.jsonl."""
     from ganzoo.checkpoint import load_model, resolve_checkpoint, run_of_checkpoint
@@ -72,7 +77,7 @@ def eval_command(ctx, ref, metrics, num, extractor, feature_weights, data_spec, 
     log = lambda text: click.echo(text, err=True)   # noqa: E731
     evaluator = Evaluator.build(specs, extractor, registry=reg, data=data, data_name=spec,
                                 weights=feature_weights, device=dev, default_num=num,
-                                seed=seed, log=log)
+                                seed=seed, fid_mode=fid_mode, log=log)
     out_dir = (run or Path(".")) / "eval"
     records = evaluator.evaluate(model, kimg=loaded.progress.kimg, out_dir=out_dir,
                                  extra={"checkpoint": str(path)})

@@ -3,7 +3,8 @@
 Metric names: ``fid``, ``kid``, ``is``, ``pr`` (precision/recall), ``nn`` (nearest
 neighbours and memorisation), each with an optional ``<N>k`` suffix fixing the number of
 generated samples (``fid50k``: 50,000); without one, ``--num`` decides. Every record says
-which extractor (and weights), resize filter, sample counts and seed produced it.
+which extractor (and weights), preprocessing mode (``fid_mode``; None for extractors without
+modes), resize filter, sample counts and seed produced it.
 """
 from __future__ import annotations
 
@@ -115,9 +116,10 @@ class Evaluator:
     def build(cls, specs: list[MetricSpec], extractor_spec: str, *, registry, data: ImageSet,
               data_name: str, weights: str | None = None, device=None,
               default_num: int = DEFAULT_NUM, seed: int = 0, max_reals: int = MAX_REALS,
+              fid_mode: str | None = None,
               log: Callable[[str], None] | None = None) -> "Evaluator":
         log = log or (lambda text: None)
-        context = ExtractorContext(registry, data, data_name, weights,
+        context = ExtractorContext(registry, data, data_name, weights, fid_mode,
                                    device=torch.device(device or "cpu"), log=log)
         extractor = build_extractor(extractor_spec, context)
         reference = reference_stats(data, extractor, max_reals=max_reals, log=log)
@@ -167,6 +169,7 @@ class Evaluator:
             records.append({
                 "metric": spec.text, "kimg": kimg, "scores": scores, **details,
                 "extractor": self.extractor.name, "extractor_weights": self.extractor.weights,
+                "fid_mode": self.extractor.fid_mode,
                 "resize": self.extractor.resize_description(self.data.resolution),
                 "num_fake": count, "num_real": num_real, "seed": self.seed, "data": self.data_name,
                 "seconds": round(time.monotonic() - t0 + samples.seconds * count / n, 3),

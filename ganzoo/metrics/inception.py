@@ -9,12 +9,17 @@ differs from later Inception-v3 releases in four places:
   number of real pixels under the window (no zero padding counted);
 - the pool branch of the last 8x8 block is a max pool, not an average pool;
 - the classifier has 1008 outputs (1000 ImageNet classes and 8 unused ones);
-- images enter as uint8 resized to 299x299 (bilinear) and scaled as ``(x - 128) / 128``.
+- images enter as uint8 resized to 299x299 (TF1 bilinear) and scaled as ``(x - 128) / 128``.
 
 The module names and tensor shapes follow the widely used PyTorch port of that graph's
 weights (``pt_inception-2015-12-05-6726825d.pth``: 94 convolution+BatchNorm units with
 BatchNorm eps 1e-3, and ``fc``), so that state dict loads as is. FID features are the 2048
-average-pooled channels before the classifier; IS uses the 1008 logits.
+average-pooled channels before the classifier; IS uses the 1008 logits without the fc bias
+(``features @ fc.weight.T``), as the original IS code, TTUR, NVlabs and torch-fidelity do.
+
+The network reads the graph's own input: 299x299, already resized and scaled by one of the
+preprocessing modes of :mod:`ganzoo.metrics.preprocess` (``takes_fid_mode``), since the
+resize and the scale are what differs between the implementations scores are compared with.
 """
 from __future__ import annotations
 
@@ -164,13 +169,16 @@ class Block8(nn.Module):
 
 
 class FIDInceptionV3(FeatureExtractor):
-    """Inception-v3, 2015-12-05 graph: 2048-d pool features, 1008 logits (for IS)."""
+    """Inception-v3, 2015-12-05 graph: 2048-d pool features, 1008 logits (for IS).
+
+    Its input is the graph's input (a preprocessing mode's output), not [-1, 1] images."""
 
     name = "inception"
     feature_dim = 2048
     input_resolution = 299
     num_logits = 1008
     takes_weights = True          # --feature-weights PATH
+    takes_fid_mode = True         # --fid-mode: the caller resizes and scales
 
     def __init__(self):
         super().__init__()
@@ -194,9 +202,7 @@ class FIDInceptionV3(FeatureExtractor):
         #: What the metrics record and key caches by: which weights these are.
         self.weights_id = "random"
 
-    def _pool_features(self, images: Tensor) -> Tensor:
-        # ganzoo images are u / 127.5 - 1 for uint8 u; the graph wants (u - 128) / 128.
-        x = (images + 1) * (127.5 / 128) - 1
+    def _pool_features(self, x: Tensor) -> Tensor:
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, 3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
@@ -206,13 +212,16 @@ class FIDInceptionV3(FeatureExtractor):
             x = getattr(self, name)(x)
         return x.mean(dim=(2, 3))
 
-    def forward(self, images: Tensor) -> Tensor:
-        """2048-d features of images NCHW in [-1, 1] (resized to 299 by the caller)."""
-        return self._pool_features(images)
+    def forward(self, x: Tensor) -> Tensor:
+        """2048-d features of the graph's input NCHW (299x299, resized and scaled by a
+        preprocessing mode)."""
+        return self._pool_features(x)
 
-    def features_and_logits(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        feats = self._pool_features(images)
-        return feats, self.fc(feats)
+    def features_and_logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Features and the logits IS uses: without the fc bias, as every reference IS
+        implementation takes them (the bias only shifts the class prior)."""
+        feats = self._pool_features(x)
+        return feats, feats @ self.fc.weight.T
 
     def logits(self, images: Tensor) -> Tensor:
         return self.features_and_logits(images)[1]
@@ -228,8 +237,14 @@ class FIDInceptionV3(FeatureExtractor):
 def fetch_weights() -> Path:
     """The weights file, downloaded into $GANZOO_HOME/downloads on first use and verified by
     sha256 (``GANZOO_MIRROR`` applies; a file put there by hand is used offline)."""
-    return download_file(WEIGHTS_URL, Path(WEIGHTS_FILE), sha256=WEIGHTS_SHA256,
-                         desc="FID Inception-v3 weights")
+    try:
+        return download_file(WEIGHTS_URL, Path(WEIGHTS_FILE), sha256=WEIGHTS_SHA256,
+                             desc="FID Inception-v3 weights")
+    except GanzooError as e:
+        # Inception is every metric's default (nn's feature half too), so an offline user
+        # meets this first; the domain extractor needs no download.
+        raise GanzooError(f"{e}; or pass --feature-weights PATH, or score offline with "
+                          "--extractor domain (train: --metrics-extractor domain)") from None
 
 
 def read_state_dict(path: Path) -> dict[str, Tensor]:

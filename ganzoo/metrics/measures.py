@@ -5,8 +5,12 @@ Pure functions of feature arrays (numpy or torch), written from the papers:
 - FID: Heusel et al. 2017, the Frechet distance between Gaussians fitted to two feature sets,
   ``|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2))``.
 - KID: Binkowski et al. 2018, the unbiased estimate of the squared MMD with the cubic
-  polynomial kernel ``k(x, y) = (x.y / d + 1)^3``, averaged over random subsets.
-- IS: Salimans et al. 2016, ``exp(E_x KL(p(y|x) || p(y)))``, mean and std over splits.
+  polynomial kernel ``k(x, y) = (x.y / d + 1)^3``, averaged over random subsets; its std is
+  the population std (ddof=0) over the subsets, as Binkowski et al.'s code and
+  torch-fidelity report it (NVlabs reports no std).
+- IS: Salimans et al. 2016, ``exp(E_x KL(p(y|x) || p(y)))``, mean and population std over
+  splits ``[i N // splits, (i + 1) N // splits)``, as the original code, NVlabs and
+  torch-fidelity split.
 - Precision/recall: Kynkaanniemi et al. 2019, k-NN balls around each feature vector as the
   estimate of a manifold; precision = share of generated samples inside the real manifold,
   recall = share of real samples inside the generated one.
@@ -110,7 +114,9 @@ def kernel_inception_distance(fake: np.ndarray | torch.Tensor, real: np.ndarray 
                               *, subsets: int = 100, subset_size: int = 1000,
                               seed: int = 0) -> dict:
     """KID: mean and std of the unbiased MMD^2 over ``subsets`` random subsets of
-    ``subset_size`` (fewer when a set is smaller), drawn without replacement."""
+    ``subset_size`` (fewer when a set is smaller), drawn without replacement. The std is
+    numpy's default (ddof=0), the convention of the KID authors' code and torch-fidelity, so
+    that ``kid_std`` compares with theirs."""
     f, r = torch.as_tensor(fake).double(), torch.as_tensor(real).double()
     size = min(subset_size, len(f), len(r))
     gen = torch.Generator().manual_seed(seed)
@@ -120,11 +126,18 @@ def kernel_inception_distance(fake: np.ndarray | torch.Tensor, real: np.ndarray 
         ri = torch.randperm(len(r), generator=gen)[:size]
         values.append(mmd2_unbiased(f[fi], r[ri]))
     v = np.asarray(values)
-    return {"kid": float(v.mean()), "kid_std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+    return {"kid": float(v.mean()), "kid_std": float(v.std()),
             "subsets": subsets, "subset_size": size}
 
 
 # -- Inception Score --------------------------------------------------------------------------
+
+def split_bounds(n: int, splits: int) -> list[tuple[int, int]]:
+    """The references' IS splits: ``[i n // splits, (i + 1) n // splits)``. (torch's
+    tensor_split puts the remainder in the first splits instead: other members, another
+    score when n is not a multiple of ``splits``.)"""
+    return [(i * n // splits, (i + 1) * n // splits) for i in range(splits)]
+
 
 def inception_score(logits: np.ndarray | torch.Tensor, splits: int = 10) -> dict:
     """IS from class logits [n, classes]: exp of the mean KL divergence between each sample's
@@ -132,7 +145,8 @@ def inception_score(logits: np.ndarray | torch.Tensor, splits: int = 10) -> dict
     logp = torch.log_softmax(torch.as_tensor(logits).double(), dim=1)
     splits = max(1, min(splits, len(logp)))
     scores = []
-    for part in torch.tensor_split(logp, splits):
+    for start, stop in split_bounds(len(logp), splits):
+        part = logp[start:stop]
         log_marginal = torch.logsumexp(part, 0) - math.log(len(part))
         kl = (part.exp() * (part - log_marginal)).sum(1).mean()
         scores.append(float(kl.exp()))

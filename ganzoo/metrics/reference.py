@@ -2,8 +2,9 @@
 
 The cache key is the data's content fingerprint (so the same prepared images give the same
 key whatever spec or path named them, and another resolution, channel count, resize filter
-or --max-images gives another key), the extractor's identity (name and weights), the resize
-filter into the extractor, and how many real images were used.
+or --max-images gives another key), the extractor's identity (name and weights), its
+preprocessing mode (``--fid-mode``), the resize filter into the extractor, and how many real
+images were used.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from ganzoo.data.source import ImageSet
 from ganzoo.metrics.extract import Extractor, uint8_batches
 from ganzoo.metrics.measures import mean_and_cov
 
-VERSION = 1
+VERSION = 2                 # 2: Inception input by preprocessing mode (legacy-tf default)
 MAX_REALS = 50_000          # FID compares with every real image, up to this many
 FULL_HASH_BYTES = 512 << 20
 
@@ -37,6 +38,10 @@ def fingerprint(data: ImageSet) -> str:
     if data.labels is not None:
         h.update(np.ascontiguousarray(data.labels).tobytes())
     return h.hexdigest()[:24]
+
+
+def _mode_text(extractor: Extractor) -> str:
+    return f"mode {extractor.fid_mode}, " if extractor.fid_mode else ""
 
 
 def real_subset(n: int, max_reals: int, seed: int = 0) -> np.ndarray:
@@ -67,7 +72,8 @@ def reference_stats(data: ImageSet, extractor: Extractor, *, max_reals: int = MA
     """Features of ``data`` on ``extractor``, from the cache or computed once and cached."""
     resize = extractor.resize_description(data.resolution)
     key = cache_key(kind="reference", version=VERSION, data=fingerprint(data),
-                    extractor=extractor.identity, resize=resize, max_reals=max_reals)
+                    extractor=extractor.identity, fid_mode=extractor.fid_mode, resize=resize,
+                    max_reals=max_reals)
     path = ganzoo_home() / "metrics" / f"reference-{key}.npz"
     if path.exists():
         try:
@@ -79,13 +85,14 @@ def reference_stats(data: ImageSet, extractor: Extractor, *, max_reals: int = MA
     indices = real_subset(len(data), max_reals)
     if log:
         log(f"computing reference features of {data.name} ({len(indices)} images) on "
-            f"{extractor.identity}, resize {resize}; cached in {path}")
+            f"{extractor.identity}, {_mode_text(extractor)}resize {resize}; cached in {path}")
     t0 = time.monotonic()
     features, logits = extractor.run(uint8_batches(data.images[indices]))
     mu, sigma = mean_and_cov(features)
     arrays = {"features": features.astype(np.float32), "mu": mu, "sigma": sigma,
               "indices": indices,
               "info": np.array(json.dumps({"data": data.name, "extractor": extractor.identity,
+                                           "fid_mode": extractor.fid_mode,
                                            "resize": resize, "count": len(indices),
                                            "seconds": time.monotonic() - t0}))}
     if logits is not None:

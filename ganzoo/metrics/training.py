@@ -7,7 +7,7 @@ the first snapshot at or after each multiple of ``--metrics-every`` kimg (every 
 not given) and at the end, and written to stats.jsonl as lines of their own::
 
     {"kimg": 4.0, "step": 125, "timestamp": ..., "metrics": {"fid2k": 31.2},
-     "metric_records": [{...extractor, resize, counts, seed...}]}
+     "metric_records": [{...extractor, fid_mode, resize, counts, seed...}]}
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ class TrainingMetrics:
         self.evaluator = Evaluator.build(
             parse_metrics(cfg.metrics), cfg.metrics_extractor, registry=registry,
             data=trainer.data, data_name=cfg.data, weights=cfg.feature_weights,
-            device=trainer.device, seed=0, log=trainer.view.message)
+            device=trainer.device, seed=0, fid_mode=cfg.metrics_fid_mode,
+            log=trainer.view.message)
 
     def due(self, images: int, final: bool) -> bool:
         if images == self.last and images:
