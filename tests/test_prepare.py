@@ -5,6 +5,7 @@ import io
 import json
 import os
 import struct
+import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -342,3 +343,64 @@ def test_a_worker_that_dies_is_an_error_not_a_hang(tmp_path, monkeypatch):
     files = ImageFiles(tmp_path, tuple(list_images(tmp_path)))
     with pytest.raises(GanzooError, match="a worker process died while preparing images"):
         prepare_files(files, PrepareOptions(8), workers=2)
+
+
+# -- hostile and huge zips (issue 21, item 4) ---------------------------------------------------
+
+def test_a_label_of_a_billion_is_one_line_not_a_billion_class_names(tmp_path):
+    path = tmp_path / "label.zip"                       # 20 KB, as the audit's
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(20):
+            zf.writestr(f"{i}.png", png_bytes(Image.new("L", (8, 8), i)))
+        zf.writestr("dataset.json", json.dumps(
+            {"labels": [[f"{i}.png", 10**9 if i == 7 else 0] for i in range(20)]}))
+    assert path.stat().st_size < 20_000
+    with pytest.raises(GanzooError, match=r"label 1000000000 of 7.png: at most 100000 "
+                                          r"classes") as e:
+        load_zip(path, PrepareOptions(8))
+    assert "\n" not in str(e.value)
+
+
+def test_class_names_and_huge_integer_labels_are_capped_too(tmp_path):
+    path = tmp_path / "names.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("a.png", png_bytes(Image.new("L", (8, 8))))
+        zf.writestr("dataset.json", json.dumps({"labels": [["a.png", 10**30]]}))
+    with pytest.raises(GanzooError, match="at most 100000 classes"):
+        load_zip(path, PrepareOptions(8))
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("a.png", png_bytes(Image.new("L", (8, 8))))
+        zf.writestr("dataset.json", json.dumps({"labels": [["a.png", 0]],
+                                                "class_names": ["x"] * 100_001}))
+    with pytest.raises(GanzooError, match=r'"class_names": 100001 names, at most 100000'):
+        load_zip(path, PrepareOptions(8))
+
+
+def test_a_gigabyte_of_spaces_as_dataset_json_is_refused_fast(tmp_path):
+    path = tmp_path / "spaces.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.png", png_bytes(Image.new("L", (8, 8))))
+        with zf.open("dataset.json", "w", force_zip64=True) as f:   # streamed: 1 MiB at once
+            spaces = b" " * (1 << 20)
+            for _ in range(1024):
+                f.write(spaces)
+    assert path.stat().st_size < 2 << 20
+    start = time.monotonic()
+    with pytest.raises(GanzooError, match=r"dataset.json is 1073741824 bytes; at most "
+                                          r"67108864 are read"):
+        load_zip(path, PrepareOptions(8))
+    assert time.monotonic() - start < 1
+
+
+def test_dataset_json_is_read_with_a_bound_whatever_its_header_says(tmp_path, monkeypatch):
+    import ganzoo.data.zipset as zipset
+    path = tmp_path / "lying.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.png", png_bytes(Image.new("L", (8, 8))))
+        zf.writestr("dataset.json", b" " * 5000 + b'{"labels": null}')
+    monkeypatch.setattr(zipset, "MAX_META_BYTES", 1000)
+    # the header would pass: the read itself must stop at the cap
+    monkeypatch.setattr(zipset, "_declared_size", lambda info: 10)
+    with pytest.raises(GanzooError, match="dataset.json is over 1000 bytes"):
+        load_zip(path, PrepareOptions(8))
+
