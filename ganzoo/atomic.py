@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -15,7 +16,7 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     file (named ``.<name>.tmp*``) is removed or left to be ignored."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp", dir=path.parent)
+    fd, tmp = temp_beside(path, prefix=f".{path.name}.tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -36,3 +37,41 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_write(path) as f:
         f.write(text.encode())
+
+
+def temp_beside(path: Path, prefix: str, suffix: str = "") -> tuple[int, str]:
+    """mkstemp in ``path``'s folder, with the mode ``open(path, "w")`` would give (mkstemp's
+    0600 made every output private whatever the umask)."""
+    mode = open_mode(path)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
+    try:
+        os.chmod(tmp, mode)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    return fd, tmp
+
+
+def open_mode(path: Path) -> int:
+    """An existing file keeps its permission bits (as open() leaves them); a new one gets
+    0666 less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    # /proc reads it without changing it; os.umask() must set it to read it, and a thread
+    # creating a file in between would get the wrong mode
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -1,5 +1,5 @@
-"""A file server on 127.0.0.1 for download tests: Range support, a request log, and a
-mode that drops the connection once after K bytes of a file."""
+"""A file server on 127.0.0.1 for download tests: Range support, a request log, a mode that
+drops the connection once after K bytes of a file, and one that sends more than the file."""
 from __future__ import annotations
 
 import re
@@ -22,6 +22,10 @@ class FileServer:
     files: dict[str, bytes] = field(default_factory=dict)
     ranges: bool = True                                   # False: answer Range with 200
     drop_after: dict[str, int] = field(default_factory=dict)   # path -> K bytes, once
+    # path -> N: N zero bytes follow the file, declared in Content-Length, or with no
+    # Content-Length at all (the body ends when the connection closes) for paths in no_length
+    oversend: dict[str, int] = field(default_factory=dict)
+    no_length: set[str] = field(default_factory=set)
     log: list[Request] = field(default_factory=list)
 
     def start(self) -> FileServer:
@@ -71,8 +75,10 @@ class _Handler(BaseHTTPRequestHandler):
         req = Request(self.path, rng, 206 if start else 200)
         srv.log.append(req)
         body = data[start:]
+        extra = srv.oversend.get(self.path, 0)
         self.send_response(req.status)
-        self.send_header("Content-Length", str(len(body)))
+        if self.path not in srv.no_length:
+            self.send_header("Content-Length", str(len(body) + extra))
         if start:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.end_headers()
@@ -86,6 +92,19 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.wfile.write(body)
         req.sent = len(body)
+        if extra:
+            self._send_zeros(req, extra)
+
+    def _send_zeros(self, req: Request, n: int) -> None:
+        """``n`` more bytes, counted as they go, until the client hangs up."""
+        zeros = bytes(1 << 16)
+        try:
+            while n > 0:
+                self.wfile.write(zeros[:n])
+                req.sent += min(n, len(zeros))
+                n -= len(zeros)
+        except OSError:                     # the client stopped reading: what we want
+            self.close_connection = True
 
     def _status(self, req: Request, code: int, headers: dict | None = None) -> None:
         self.server_owner.log.append(req)

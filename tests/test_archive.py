@@ -3,8 +3,10 @@ outside the target: "../" members, absolute and drive-letter paths, symlinks, ha
 devices are refused; corrupt or truncated tars fail loudly instead of ending early."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
+import os
 import stat
 import tarfile
 import zipfile
@@ -12,6 +14,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from ganzoo.atomic import atomic_write_text
 from ganzoo.data.archive import TarReader, extract, extract_tar_stream, read_tar_members
 from ganzoo.errors import GanzooError
 
@@ -201,3 +204,34 @@ def test_read_tar_members_reads_without_extracting(box):
     with pytest.raises(GanzooError, match="missing: x/c.bin"):
         read_tar_members(archive, ["x/c.bin"])
     assert files_under(box) == {"m.tgz"}
+
+
+@contextlib.contextmanager
+def umask(mask: int):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_atomic_outputs_get_the_mode_a_plain_open_would(box, mask):
+    want = 0o666 & ~mask                         # 0644 under the usual umask, not mkstemp's 0600
+    with umask(mask):
+        atomic_write_text(box / "new.txt", "x")
+        archive = make_zip(box / "m.zip", [("d/a.txt", b"a", 0o100644)])
+        extract(archive, box / "out")
+        plain = box / "plain.txt"
+        plain.write_text("x")
+    for path in (box / "new.txt", box / "out" / "d" / "a.txt", plain):
+        assert stat.S_IMODE(path.stat().st_mode) == want, path
+
+
+def test_an_atomic_rewrite_keeps_the_files_mode_as_open_does(box):
+    path = box / "private.txt"
+    path.write_text("old")
+    path.chmod(0o600)                            # the user's choice survives a rewrite
+    with umask(0o022):
+        atomic_write_text(path, "new")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text() == "new"

@@ -205,3 +205,17 @@ def test_flowers102_is_laid_out_by_class_from_imagelabels_mat(home, server):
     by_class = home / "downloads" / "flowers102" / "by-class"
     assert (by_class / "003" / "image_00004.jpg").exists()
     assert not (home / "downloads" / "flowers102" / "extract").exists()
+
+
+# --------------------------------------------------- a server that sends more than the file
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "no-length"])
+def test_a_server_sending_more_than_the_known_size_is_stopped(home, server, declared):
+    server.oversend[PATH] = 200 << 20       # the audit's 210 MB for a known 9.9 MB file
+    if not declared:
+        server.no_length.add(PATH)          # nothing to refuse up front: stop while reading
+    with pytest.raises(GanzooError, match=rf"{len(BLOB)} bytes") as e:
+        download_file(ORIGIN + PATH, "t/blob.bin", sha256=SHA, size=len(BLOB))
+    assert "\n" not in str(e.value)
+    assert server.bytes_sent(PATH) < len(BLOB) + (32 << 20)   # socket buffers, no more
+    assert not list((home / "downloads" / "t").iterdir())     # over-long: nothing kept

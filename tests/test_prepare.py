@@ -1,10 +1,15 @@
 """Preparing image files: bad files skipped and counted, conversions, bombs, caching, zips."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import signal
 import struct
+import subprocess
+import sys
+import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -342,3 +347,201 @@ def test_a_worker_that_dies_is_an_error_not_a_hang(tmp_path, monkeypatch):
     files = ImageFiles(tmp_path, tuple(list_images(tmp_path)))
     with pytest.raises(GanzooError, match="a worker process died while preparing images"):
         prepare_files(files, PrepareOptions(8), workers=2)
+
+
+# -- hostile and huge zips (issue 21, item 4) ---------------------------------------------------
+
+def test_a_label_of_a_billion_is_one_line_not_a_billion_class_names(tmp_path):
+    path = tmp_path / "label.zip"                       # 20 KB, as the audit's
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(20):
+            zf.writestr(f"{i}.png", png_bytes(Image.new("L", (8, 8), i)))
+        zf.writestr("dataset.json", json.dumps(
+            {"labels": [[f"{i}.png", 10**9 if i == 7 else 0] for i in range(20)]}))
+    assert path.stat().st_size < 20_000
+    with pytest.raises(GanzooError, match=r"label 1000000000 of 7.png: at most 100000 "
+                                          r"classes") as e:
+        load_zip(path, PrepareOptions(8))
+    assert "\n" not in str(e.value)
+
+
+def test_class_names_and_huge_integer_labels_are_capped_too(tmp_path):
+    path = tmp_path / "names.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("a.png", png_bytes(Image.new("L", (8, 8))))
+        zf.writestr("dataset.json", json.dumps({"labels": [["a.png", 10**30]]}))
+    with pytest.raises(GanzooError, match="at most 100000 classes"):
+        load_zip(path, PrepareOptions(8))
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("a.png", png_bytes(Image.new("L", (8, 8))))
+        zf.writestr("dataset.json", json.dumps({"labels": [["a.png", 0]],
+                                                "class_names": ["x"] * 100_001}))
+    with pytest.raises(GanzooError, match=r'"class_names": 100001 names, at most 100000'):
+        load_zip(path, PrepareOptions(8))
+
+
+def test_a_gigabyte_of_spaces_as_dataset_json_is_refused_fast(tmp_path):
+    path = tmp_path / "spaces.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.png", png_bytes(Image.new("L", (8, 8))))
+        with zf.open("dataset.json", "w", force_zip64=True) as f:   # streamed: 1 MiB at once
+            spaces = b" " * (1 << 20)
+            for _ in range(1024):
+                f.write(spaces)
+    assert path.stat().st_size < 2 << 20
+    start = time.monotonic()
+    with pytest.raises(GanzooError, match=r"dataset.json is 1073741824 bytes; at most "
+                                          r"67108864 are read"):
+        load_zip(path, PrepareOptions(8))
+    assert time.monotonic() - start < 1
+
+
+def test_dataset_json_is_read_with_a_bound_whatever_its_header_says(tmp_path, monkeypatch):
+    import ganzoo.data.zipset as zipset
+    path = tmp_path / "lying.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.png", png_bytes(Image.new("L", (8, 8))))
+        zf.writestr("dataset.json", b" " * 5000 + b'{"labels": null}')
+    monkeypatch.setattr(zipset, "MAX_META_BYTES", 1000)
+    # the header would pass: the read itself must stop at the cap
+    monkeypatch.setattr(zipset, "_declared_size", lambda info: 10)
+    with pytest.raises(GanzooError, match="dataset.json is over 1000 bytes"):
+        load_zip(path, PrepareOptions(8))
+
+
+class _CountingZipFile(zipfile.ZipFile):
+    """Appends a line to $COUNT_ZIP_OPENS for every zip opened (forked workers too)."""
+
+    def __init__(self, *args, **kwargs):
+        with open(os.environ["COUNT_ZIP_OPENS"], "a") as f:
+            f.write(f"{os.getpid()}\n")
+        super().__init__(*args, **kwargs)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_zip_of_many_members_is_opened_once_per_worker(tmp_path, monkeypatch, workers):
+    import multiprocessing
+    if workers > 1 and multiprocessing.get_start_method() != "fork":
+        pytest.skip("counting opens in workers needs the fork start method")
+    path = tmp_path / "many.zip"
+    n = 20_000                  # the audit's 200k took over 5 minutes: an open per 256 names
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("a.png", png_bytes(Image.new("L", (8, 8))))
+        for i in range(n):
+            zf.writestr(f"e/{i:06d}.png", b"")
+    log = tmp_path / "opens.txt"
+    monkeypatch.setenv("COUNT_ZIP_OPENS", str(log))
+    monkeypatch.setattr(zipfile, "ZipFile", _CountingZipFile)
+    files = ImageFiles(path, ("a.png", *(f"e/{i:06d}.png" for i in range(n))), in_zip=True)
+    start = time.monotonic()
+    prepared = prepare_files(files, PrepareOptions(8), workers=workers)
+    assert prepared.kept == [0] and prepared.reasons() == f"empty file x{n}"
+    assert len(log.read_text().splitlines()) == workers
+    assert time.monotonic() - start < 60
+
+
+# -- names, vanishing files, killed parents, Ctrl-C (issue 21, item 5) --------------------------
+
+def test_a_non_utf8_file_name_is_skipped_and_counted(tmp_path, capsys):
+    root = tmp_path / "photos"
+    for cls in ("cats", "dogs"):
+        (root / cls).mkdir(parents=True)
+        Image.new("L", (8, 8), 100).save(root / cls / "a.png")
+    Image.new("L", (8, 8)).save(os.fsencode(root / "cats") + b"/caf\xe9.png")   # Latin-1
+    os.mkdir(os.fsencode(root) + b"/\xff")                                       # a class too
+    Image.new("L", (8, 8)).save(os.fsencode(root) + b"/\xff/b.png")
+    data = resolve_data(str(root), PrepareOptions(8), Registry())
+    assert len(data) == 2 and data.class_names == ("cats", "dogs")
+    assert data.labels.tolist() == [0, 1]
+    assert capsys.readouterr().out.strip() == (
+        f"prepared 2 of 4 images from {root} (skipped 2: name not UTF-8 x2)")
+
+
+def test_files_that_vanish_after_listing_are_skipped_and_counted(tmp_path, capsys,
+                                                                 monkeypatch):
+    import ganzoo.data.folder as folder
+    for i in range(4):
+        Image.new("L", (8, 8), i).save(tmp_path / f"{i}.png")
+
+    def list_then_delete(root):
+        names = list_images(root)
+        (root / "1.png").unlink()            # deleted while the folder is being prepared
+        return names
+    monkeypatch.setattr(folder, "list_images", list_then_delete)
+    data = resolve_data(str(tmp_path), PrepareOptions(8, channels=1), Registry())
+    assert data.images[:, 0, 0, 0].tolist() == [0, 2, 3]
+    assert capsys.readouterr().out.strip() == (
+        f"prepared 3 of 4 images from {tmp_path} (skipped 1: vanished x1)")
+    files = ImageFiles(tmp_path, ("0.png", "1.png", "2.png"))
+    assert prepare_files(files, PrepareOptions(8), workers=1).skipped == {1: "vanished"}
+
+
+KILLED_PARENT = """
+import os, sys
+from pathlib import Path
+from ganzoo.data.prepare import ImageFiles, prepare_files
+from ganzoo.data.source import PrepareOptions
+root = Path(sys.argv[1])
+names = tuple(f"{i:03d}.png" for i in range(64))
+for name in names:
+    os.mkfifo(root / name)    # opening a fifo blocks: the workers wait until they are killed
+prepare_files(ImageFiles(root, names), PrepareOptions(8), workers=2)
+"""
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, set[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, set()).add(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        kids = children.get(todo.pop(), set())
+        found |= kids
+        todo.extend(kids)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:                                         # a zombie is dead, just not yet reaped
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill", "term"])
+def test_workers_exit_when_the_parent_is_killed(tmp_path, sig):
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_PARENT, str(tmp_path)])
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+            workers = _descendants(proc.pid)
+        assert len(workers) >= 2, "the preparation never started its workers"
+        proc.send_signal(sig)
+        proc.wait(10)
+        deadline = time.monotonic() + 5
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in workers if _alive(pid)], "orphaned workers"
+    finally:
+        for pid in [proc.pid, *workers]:       # never leave a stuck process behind
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_ctrl_c_during_preparation_exits_130(cli, tmp_path, monkeypatch):
+    import ganzoo.data.prepare as prepare
+    Image.new("L", (8, 8)).save(tmp_path / "a.png")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(prepare, "prepare_files", interrupted)
+    r = cli("data", "prepare", str(tmp_path), "--out", "x.zip", "--resolution", "8")
+    assert r.code == 130 and r.err.strip().splitlines()[-1] == "interrupted"

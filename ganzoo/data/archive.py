@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Callable, Iterable, Iterator
 
+from ganzoo.atomic import temp_beside
 from ganzoo.errors import GanzooError
 
 BLOCK = 512
@@ -316,7 +317,7 @@ def write_file(root: Path, rel: PurePosixPath, chunks: Iterable[bytes], archive:
     if not _inside(root, path.parent):
         raise GanzooError(f"{archive}: refusing member {str(rel)!r}: it would be written "
                           f"outside {root}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_beside(path, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             for chunk in chunks:

@@ -14,6 +14,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import requests
@@ -229,21 +230,37 @@ def _fetch(url: str, part: Path, label: str, size: int | None) -> None:
         part.unlink(missing_ok=True)
         offset = 0
         stream = HttpStream(url, 0)
-    with stream, open(part, "ab") as f:
-        if stream.ignored_range:
-            print(f"{label}: the server does not resume downloads; restarting from zero",
-                  file=sys.stderr)
-            f.truncate(0)
-            stream.restart_from_zero()
-            offset = 0
-        elif offset:
-            print(f"{label}: resuming at {_size(offset)}", file=sys.stderr)
-        progress = Progress(label, stream.total, offset)
-        while data := stream.read(CHUNK):
-            f.write(data)
-            progress.update(stream.pos)
-        f.flush()
-        os.fsync(f.fileno())
+    with stream:
+        if size is not None and stream.total not in (None, size):
+            raise GanzooError(f"download of {url} refused: size mismatch (expected {size} "
+                              f"bytes, the server says {stream.total}); nothing was written")
+        with open(part, "ab") as f:
+            if stream.ignored_range:
+                print(f"{label}: the server does not resume downloads; restarting from zero",
+                      file=sys.stderr)
+                f.truncate(0)
+                stream.restart_from_zero()
+                offset = 0
+            elif offset:
+                print(f"{label}: resuming at {_size(offset)}", file=sys.stderr)
+            _copy(stream, f, Progress(label, stream.total, offset), size)
+    if size is not None and stream.pos > size:
+        part.unlink(missing_ok=True)
+        raise GanzooError(f"download of {url} stopped: the server sent more than the expected "
+                          f"{size} bytes (a changed file, or not this file); the partial file "
+                          "was deleted")
+
+
+def _copy(stream: HttpStream, f: BinaryIO, progress: Progress, size: int | None) -> None:
+    """Stream to ``f``; stop once past ``size``: a server may send anything, and without a
+    stop a known 9.9 MB file took 210 MB of disk before verification failed."""
+    while data := stream.read(CHUNK):
+        f.write(data)
+        progress.update(stream.pos)
+        if size is not None and stream.pos > size:
+            return
+    f.flush()
+    os.fsync(f.fileno())
     progress.finish(stream.pos)
 
 

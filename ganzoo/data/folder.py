@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganzoo.data.prepare import ImageFiles, load_files
+from ganzoo.data.prepare import ImageFiles, is_utf8, load_files
 from ganzoo.data.source import ImageSet, PrepareOptions
 from ganzoo.errors import GanzooError
 
@@ -27,13 +27,14 @@ def list_images(root: Path) -> list[str]:
 
 
 def folder_labels(names: list[str]) -> tuple[np.ndarray | None, tuple[str, ...]]:
-    """Labels from the first path component, if every image sits in a subfolder."""
+    """Labels from the first path component, if every image sits in a subfolder. A folder
+    whose name is not UTF-8 is no class: preparation skips its files (label -1, never kept)."""
     if not names or not all("/" in n for n in names):
         return None, ()
     tops = [n.split("/", 1)[0] for n in names]
-    classes = tuple(sorted(set(tops)))
+    classes = tuple(sorted({t for t in tops if is_utf8(t)}))
     index = {c: i for i, c in enumerate(classes)}
-    return np.array([index[t] for t in tops], np.int64), classes
+    return np.array([index.get(t, -1) for t in tops], np.int64), classes
 
 
 def load_folder(root: Path, options: PrepareOptions) -> ImageSet:

@@ -25,6 +25,12 @@ from ganzoo.errors import GanzooError
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)   # same images, same zip bytes
+# A label file is ~30 bytes per image: 64 MiB holds 2 million, more than any zip of images we
+# know. Without a cap a 1 MB zip can inflate to a gigabyte of "JSON" (the audit's bomb).
+MAX_META_BYTES = 64 << 20
+# Classes are max(label) + 1 (as in stylegan2-ada) and size a class-name table and a
+# conditional model's embedding: 10^9 was 5.4 GB of names. ImageNet-21k has 21,841 classes.
+MAX_CLASSES = 100_000
 
 
 def check_member_name(zip_path: Path, name: str) -> None:
@@ -35,15 +41,55 @@ def check_member_name(zip_path: Path, name: str) -> None:
                           "'..'); refusing to read it")
 
 
+def _declared_size(info: zipfile.ZipInfo) -> int:
+    return info.file_size
+
+
+def _read_meta(where: str, zf: zipfile.ZipFile) -> object:
+    """dataset.json, parsed; at most MAX_META_BYTES are ever decompressed."""
+    info = zf.getinfo("dataset.json")
+    if _declared_size(info) > MAX_META_BYTES:      # refused before a byte is inflated
+        raise GanzooError(f"{where} is {info.file_size} bytes; at most {MAX_META_BYTES} are "
+                          "read (a label file of 2 million images is 60 MB)")
+    with zf.open(info) as f:          # the header may lie: the read stops one byte past the cap
+        raw = f.read(MAX_META_BYTES + 1)
+    if len(raw) > MAX_META_BYTES:
+        raise GanzooError(f"{where} is over {MAX_META_BYTES} bytes; refusing to read it")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as e:        # RecursionError: [[[[... nested too deep
+        raise GanzooError(f"{where} is not valid JSON ({str(e)[:200]})") from None
+
+
+def _check_labels(where: str, names: list[str], values: list) -> None:
+    """Class indices in [0, MAX_CLASSES): checked before anything is sized by them."""
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+        raise GanzooError(f"{where}: labels must be class indices >= 0 (vector labels are not "
+                          "supported)")
+    top = max(values, default=0)
+    if top >= MAX_CLASSES:
+        raise GanzooError(f"{where}: label {top} of {names[values.index(top)]}: at most "
+                          f"{MAX_CLASSES} classes (labels 0-{MAX_CLASSES - 1}) are supported")
+
+
+def _class_names(where: str, meta: dict, n: int) -> tuple[str, ...]:
+    names = meta.get("class_names")
+    if names is None:
+        return tuple(str(i) for i in range(n))
+    if not isinstance(names, list) or len(names) < n or not all(
+            isinstance(c, str) for c in names):
+        raise GanzooError(f'{where}: "class_names" must be a list of {n} or more strings')
+    if len(names) > MAX_CLASSES:
+        raise GanzooError(f'{where}: "class_names": {len(names)} names, at most {MAX_CLASSES}')
+    return tuple(names)
+
+
 def _labels(zip_path: Path, zf: zipfile.ZipFile, names: list[str]
             ) -> tuple[np.ndarray | None, tuple[str, ...]]:
     if "dataset.json" not in zf.namelist():
         return None, ()
     where = f"zip {zip_path}: dataset.json"
-    try:
-        meta = json.loads(zf.read("dataset.json"))
-    except ValueError as e:
-        raise GanzooError(f"{where} is not valid JSON ({e})") from None
+    meta = _read_meta(where, zf)
     raw = meta.get("labels") if isinstance(meta, dict) else None
     if raw is None:
         return None, ()
@@ -56,15 +102,9 @@ def _labels(zip_path: Path, zf: zipfile.ZipFile, names: list[str]
         raise GanzooError(f"{where} has no label for {len(missing)} of {len(names)} images "
                           f"(first: {missing[0]})")
     values = [table[n] for n in names]
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
-        raise GanzooError(f"{where}: labels must be class indices >= 0 (vector labels are not "
-                          "supported)")
+    _check_labels(where, names, values)
     labels = np.array(values, np.int64)
-    n = int(labels.max()) + 1 if len(labels) else 0
-    class_names = meta.get("class_names") or [str(i) for i in range(n)]
-    if len(class_names) < n or not all(isinstance(c, str) for c in class_names):
-        raise GanzooError(f'{where}: "class_names" must be {n} or more strings')
-    return labels, tuple(class_names)
+    return labels, _class_names(where, meta, int(labels.max()) + 1 if len(labels) else 0)
 
 
 def load_zip(path: Path, options: PrepareOptions) -> ImageSet:
