@@ -3,7 +3,8 @@
 # CUDA ops, run the GPU tests, the op and training benchmarks and a profile; logs and JSON
 # go to $OUT (default ./gpu-out). Each step has its own time limit, so a failing step leaves
 # the others' results. Usage: bash benchmarks/gpu_session.sh [steps...]
-# steps: install build tests bench_ops bench_sg2 profile profile_ref train
+# steps: install build tests tests_sg2 bench_ops bench_sg2 bench_sg2_cuda profile profile_ref
+#        train (TRAIN_KIMG, default 20: the 64x64 auto config on shapes; grid, stats, memory)
 set -u
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
@@ -32,17 +33,23 @@ for s in $steps; do
     tests) step tests 300 python3 -m pytest -q -s --maxfail=20 -p no:cacheprovider \
              tests/test_ops_native.py tests/test_ops_reference.py \
              tests/test_stylegan2_networks.py ;;
+    tests_sg2) step tests_sg2 240 python3 -m pytest -q -s -p no:cacheprovider \
+             tests/test_stylegan2_networks.py tests/test_stylegan2_parity.py \
+             tests/test_stylegan2_official.py ;;
     bench_ops) step bench_ops 240 python3 -m pytest -q -s -p no:cacheprovider \
              benchmarks/test_ops_throughput.py -k gpu --benchmark-json="$OUT/bench_ops.json" ;;
     bench_sg2) step bench_sg2 400 python3 -m pytest -q -s -p no:cacheprovider \
              benchmarks/test_stylegan2_speed.py --benchmark-json="$OUT/bench_sg2.json" ;;
+    bench_sg2_cuda) step bench_sg2_cuda 300 python3 -m pytest -q -s -p no:cacheprovider \
+             benchmarks/test_stylegan2_speed.py -k cuda --benchmark-json="$OUT/bench_sg2.json" ;;
     profile) step profile_cuda 200 python3 benchmarks/profile_stylegan2.py --impl cuda \
                --out "$OUT/profile_cuda.txt" ;;
     profile_ref) step profile_ref 200 python3 benchmarks/profile_stylegan2.py --impl ref \
                --out "$OUT/profile_ref.txt" ;;
-    train) step train 400 python3 -m ganzoo train stylegan2-ada --data shapes --resolution 64 \
-             --kimg 2 --tick 0.5 --device cuda --out "$PWD/gpu-runs"
-           cp gpu-runs/*/final.png "$OUT/train-final.png" 2>/dev/null ;;
+    train) step train 420 python3 -m ganzoo train stylegan2-ada --data shapes --resolution 64 \
+             --kimg "${TRAIN_KIMG:-20}" --tick 1 --snap 5 --device cuda --out "$PWD/gpu-runs"
+           cp gpu-runs/*/final.png "$OUT/train-final.png" 2>/dev/null
+           cp gpu-runs/*/stats.jsonl "$OUT/train-stats.jsonl" 2>/dev/null ;;
     *) echo "unknown step $s" ;;
   esac
 done

@@ -194,7 +194,8 @@ def read_checkpoint(path: Path, *, trust: bool = False, registry=None) -> dict:
     if zipfile.is_zipfile(path):
         _check_zip(path)
     elif not _is_legacy_torch_file(path):
-        raise GanzooError(f"{path} is not a checkpoint: it is {describe_file(path)}")
+        raise GanzooError(f"checkpoint {path} is unreadable: it is {describe_file(path)}, "
+                          "not a checkpoint")
     data = _torch_load(path, trust)
     _check_structure(data, path)
     return data
@@ -278,6 +279,8 @@ def describe_file(path: Path) -> str:
         head = f.read(4096)
     if not head:
         return "empty"
+    if head.startswith(b"PK\x03\x04"):
+        return "a truncated or damaged zip (its directory at the end is missing)"
     for magic, what in _SIGNATURES:
         if head.startswith(magic):
             return what

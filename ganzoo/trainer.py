@@ -470,6 +470,9 @@ class Trainer:
         sec_per_kimg = seconds / kimg_done if kimg_done > 0 else None
         self.progress.train_seconds += seconds
         means = self._tick_means()
+        if self.device.type == "cuda":    # the tick's peak, as the official loop reports it
+            means["peak_gpu_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2 ** 30
+            torch.cuda.reset_peak_memory_stats(self.device)
         if self.is_main:
             record = {"kimg": round(self.progress.kimg, 6), "step": self.progress.step,
                       "sec_per_kimg": sec_per_kimg, "train_seconds": self.progress.train_seconds,

@@ -36,7 +36,8 @@ def test_run_directory_contents(trained_run):
     assert config["config"]["base_channels"] == 8
     assert config["data_spec"] == {"resolution": 32, "channels": 3, "num_classes": 5,
                                    "class_names": ["circle", "square", "triangle", "star",
-                                                   "ring"]}
+                                                   "ring"],
+                                   "label_counts": [1000] * 5}
     stats = [json.loads(line) for line in (trained_run / "stats.jsonl").read_text().splitlines()]
     assert [round(s["kimg"], 3) for s in stats] == [0.032, 0.064, 0.096, 0.128]
     assert all({"loss_d", "loss_g", "sec_per_kimg", "step"} <= s.keys() for s in stats)
