@@ -8,6 +8,7 @@ writes to the run directory.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -199,6 +200,7 @@ class Trainer:
         self.run_dir = distributed.broadcast_object(run_dir)
         self.view = ProgressLine(config.kimg, quiet=quiet or not self.is_main)
         self.stop_signal: int | None = None
+        self._signal_during_save: int | None = None
         self.step_images = config.batch * self.arch.batches_per_step
         dataset = ImageSetDataset(self.data, xflip=config.xflip)
         self.loader_iter = iter(make_loader(
@@ -524,10 +526,16 @@ class Trainer:
         if self.ranks.distributed:
             self._check_ranks_agree()
         if self.is_main:
-            save_checkpoint(path, arch=self.arch, plugin=self.plugin_name,
-                            plugin_version=self.plugin_version,
-                            train=dataclasses.asdict(self.config), progress=self.progress)
-            prune_checkpoints(self.run_dir, self.config.keep)
+            with self._signals_deferred():
+                save_checkpoint(path, arch=self.arch, plugin=self.plugin_name,
+                                plugin_version=self.plugin_version,
+                                train=dataclasses.asdict(self.config), progress=self.progress)
+                prune_checkpoints(self.run_dir, self.config.keep)
+            if self._signal_during_save is not None:    # a second signal: stop right now
+                name = signal.Signals(self._signal_during_save).name
+                raise Stop(f"stopped by a second {name} at kimg {self.progress.kimg:.3f}, "
+                           f"after writing checkpoint {path}; continue with --resume "
+                           f"{self.run_dir}")
         return path
 
     def _check_ranks_agree(self) -> None:
@@ -557,6 +565,28 @@ class Trainer:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, request_stop)
         return previous
+
+    @contextlib.contextmanager
+    def _signals_deferred(self):
+        """No signal cuts a checkpoint write short (a KeyboardInterrupt inside torch.save
+        surfaced as an internal RuntimeError, and the default SIGTERM action left the temp
+        file): SIGINT/SIGTERM during it are noted, the first as a stop request, a second as
+        "stop right after this save"."""
+        self._signal_during_save = None
+        if not threading_is_main():
+            yield
+            return
+
+        def note(signum, frame):
+            if self.stop_signal is None:
+                self.stop_signal = signum
+            else:
+                self._signal_during_save = signum
+        previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            self._restore_signal_handlers(previous)
 
     @staticmethod
     def _restore_signal_handlers(previous: dict) -> None:

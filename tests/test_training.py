@@ -270,3 +270,38 @@ def test_sigkill_five_times_then_resume_equals_uninterrupted(tmp_path):
     assert Image.open(run / "progress.gif").n_frames == len(grids)
     kimgs = [json.loads(x)["kimg"] for x in (run / "stats.jsonl").read_text().splitlines()]
     assert kimgs == sorted(set(kimgs)) and kimgs[-1] == 8
+
+
+DOUBLE_SIGNAL_SCRIPT = """
+import os, signal, sys
+import ganzoo.trainer as trainer
+real = trainer.save_checkpoint
+calls = []
+def save_under_fire(path, **kw):
+    calls.append(path)
+    if len(calls) == 1:            # two signals arrive while the first checkpoint is written
+        os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+        os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+    return real(path, **kw)
+trainer.save_checkpoint = save_under_fire
+from ganzoo.cli import main
+main(sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_two_signals_during_a_save_leave_a_whole_checkpoint(tmp_path, sig):
+    """Issue 21: a double Ctrl-C during a save printed an internal RuntimeError, and a
+    double SIGTERM left the temp file. Now the save finishes, then the run stops."""
+    from conftest import TINY_DCGAN
+    from ganzoo.checkpoint import read_checkpoint
+    args = ["train", "dcgan", "--data", "shapes", *TINY_DCGAN, "--kimg", "0.096",
+            "--snap", "0.032", "--tick", "0.032", "-q", "--out", str(tmp_path / "runs")]
+    proc = subprocess.run([sys.executable, "-c", DOUBLE_SIGNAL_SCRIPT, sig, *args],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 128 + getattr(signal, sig), proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert "second " + sig in proc.stderr
+    ckpt_dir = next((tmp_path / "runs").iterdir()) / "checkpoints"
+    assert [p.name for p in ckpt_dir.iterdir()] == ["ckpt-0000000032.pt"]   # no temp files
+    assert read_checkpoint(ckpt_dir / "ckpt-0000000032.pt")["progress"]["images"] == 32
