@@ -23,8 +23,8 @@ from ganzoo import make_config
 from ganzoo.architecture import Architecture, GenerateRequest, check_config
 import numpy as np
 
-from ganzoo.checkpoint import (load_model, read_checkpoint, resolve_checkpoint,
-                               run_of_checkpoint)
+from ganzoo.checkpoint import (checkpoints_of, list_runs, load_model, read_checkpoint,
+                               resolve_checkpoint, run_architecture, run_of_checkpoint)
 from ganzoo.data import (DatasetSource, ImageSet, PrepareOptions, find_source, resolve_data,
                          unknown_data)
 from ganzoo.data.prepare import RESIZE_FILTERS, check_options
@@ -423,20 +423,25 @@ def run_train(cls: type[Architecture], reg: Registry, params: dict, ctx: click.C
     train_values = {k: params[k] for k in TRAINER_OPTIONS}
     resume, run_dir = None, None
     if resume_ref:
-        path = resolve_checkpoint(resume_ref, Path(train_values["out"]), arch=cls.name)
+        path = resume_checkpoint(resume_ref, Path(train_values["out"]), cls.name)
         data = read_checkpoint(path, trust=trust)
         if data["architecture"] != cls.name:
             raise GanzooError(f"checkpoint {path} is from architecture "
                               f"'{data['architecture']}', not '{cls.name}'")
-        ignored = sorted(k for k in given - {"kimg", "out", "device", "workers"}
+        run_dir = run_of_checkpoint(path)
+        # A checkpoint outside a run directory starts a new one: under --out when given.
+        changeable = {"kimg", "device", "workers"} | ({"out"} if run_dir is None else set())
+        ignored = sorted(k for k in given - changeable
                          if k in arch_values or k in train_values)
         if ignored and ranks.is_main and not restarted:
+            where = f" (the run continues in {run_dir})" if "out" in ignored else ""
             click.echo("warning: on --resume the run's saved options are used; ignoring "
-                       + ", ".join("--" + k.replace("_", "-") for k in ignored), err=True)
-        train_values = {**data["train"], **{k: train_values[k] for k in
-                                            ("kimg", "device", "workers") if k in given}}
+                       + ", ".join("--" + k.replace("_", "-") for k in ignored) + where,
+                       err=True)
+        train_values = {**data["train"], **{k: train_values[k] for k in changeable
+                                            if k in given}}
         arch_values = data["config"]
-        resume, run_dir = ResumeState(path, data), run_of_checkpoint(path)
+        resume = ResumeState(path, data)
     elif not train_values["data"]:
         raise GanzooError(f"ganzoo train {cls.name}: --data SPEC is required "
                           "(try --data shapes; `ganzoo list` shows data sets)")
@@ -462,6 +467,20 @@ def run_train(cls: type[Architecture], reg: Registry, params: dict, ctx: click.C
         raise
     distributed.stop(wait=True)
     return code
+
+
+def resume_checkpoint(ref: str, out: Path, arch: str) -> Path:
+    """The checkpoint ``--resume REF`` continues. ``latest`` means the newest run of ``arch``:
+    when that one stopped before its first checkpoint, falling back to an older run would
+    silently extend a finished run instead, so it is an error."""
+    if ref == "latest":
+        runs = [r for r in list_runs(out) if run_architecture(r) == arch
+                or (run_architecture(r) is None and r.name[6:].startswith(arch + "-"))]
+        if runs and not checkpoints_of(runs[-1]):
+            raise GanzooError(f"--resume latest: the newest {arch} run, {runs[-1]}, has no "
+                              "checkpoint (it stopped before its first --snap); start a new "
+                              "run, or name an older run to resume it")
+    return resolve_checkpoint(ref, out, arch=arch)
 
 
 def resume_after_restart(ranks: Rank, out: Path) -> str | None:
