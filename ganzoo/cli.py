@@ -23,6 +23,7 @@ from ganzoo import make_config
 from ganzoo.architecture import Architecture, GenerateRequest, check_config
 import numpy as np
 
+from ganzoo.atomic import FULL, disk_full_message
 from ganzoo.checkpoint import (checkpoints_of, list_runs, load_model, read_checkpoint,
                                resolve_checkpoint, run_architecture, run_of_checkpoint)
 from ganzoo.data import (DatasetSource, ImageSet, PrepareOptions, find_source, resolve_data,
@@ -764,10 +765,21 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception as e:  # noqa: BLE001 - a bug: one line, traceback only on request
-        if debug:
-            raise
-        msg = str(e).strip().splitlines()
-        click.echo(f"internal error: {type(e).__name__}: {msg[0] if msg else ''} "
-                   "(run with --debug for the traceback)", err=True)
+    except OSError as e:
+        if e.errno not in FULL or debug:
+            raise_internal(e, debug)
+        # A write outside atomic_write (a mkdir, a download): it names the path if it has one.
+        click.echo(f"error: {disk_full_message(e.filename or '.')}", err=True)
         sys.exit(1)
+    except Exception as e:  # noqa: BLE001 - a bug: one line, traceback only on request
+        raise_internal(e, debug)
+
+
+def raise_internal(e: Exception, debug: bool) -> None:
+    """A bug: one line and exit 1; the traceback only with --debug."""
+    if debug:
+        raise e
+    msg = str(e).strip().splitlines()
+    click.echo(f"internal error: {type(e).__name__}: {msg[0] if msg else ''} "
+               "(run with --debug for the traceback)", err=True)
+    sys.exit(1)

@@ -23,7 +23,7 @@ import torch
 import ganzoo
 from ganzoo import distributed
 from ganzoo.architecture import Architecture, DataSpec, forked_rng
-from ganzoo.atomic import atomic_write_text
+from ganzoo.atomic import FULL, atomic_write_text, disk_full_message
 from ganzoo.checkpoint import (Progress, checkpoint_path, checkpoints_of, load_state,
                                new_run_dir, prune_checkpoints, read_checkpoint,
                                remove_stale_temp_files, resolve_checkpoint, restore_rng,
@@ -33,7 +33,7 @@ from ganzoo.data.loader import BatchOrder, ImageSetDataset, make_loader
 from ganzoo.data.prepare import RESIZE_FILTERS
 from ganzoo.data.source import ImageSet
 from ganzoo.distributed import GradientAverager, Rank
-from ganzoo.errors import GanzooError
+from ganzoo.errors import DiskFull, GanzooError
 from ganzoo.progress import ProgressLine
 from ganzoo.runlock import RunLock
 from ganzoo.transfer import FrozenParameters, frozen_parameters, transfer_weights
@@ -489,8 +489,7 @@ class Trainer:
             record = {"kimg": round(self.progress.kimg, 6), "step": self.progress.step,
                       "sec_per_kimg": sec_per_kimg, "train_seconds": self.progress.train_seconds,
                       "timestamp": time.time(), **means}
-            with open(self.run_dir / "stats.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_line(self.run_dir / "stats.jsonl", json.dumps(record))
         self.view.tick(self.progress.kimg, sec_per_kimg, means)
         self._last_sec_per_kimg = sec_per_kimg
         self._tick_sums, self._tick_steps = {}, 0
@@ -574,6 +573,17 @@ class Trainer:
     def _restore_signal_handlers(previous: dict) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line; a full disk is one error line naming the file."""
+    try:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+    except OSError as e:
+        if e.errno in FULL:
+            raise DiskFull(disk_full_message(path)) from None
+        raise
 
 
 def threading_is_main() -> bool:
