@@ -17,6 +17,9 @@ from typing import Any, Iterable
 import pluggy
 
 from ganzoo import hookspecs
+from ganzoo.architecture import Architecture
+from ganzoo.data.source import DatasetSource
+from ganzoo.features import FeatureExtractor
 from ganzoo.errors import GanzooError
 
 PROJECT = "ganzoo"
@@ -172,23 +175,17 @@ class Registry:
 PLUGIN_FAILURES = (Exception, SystemExit)
 
 
-def _expected_type(hook: str) -> tuple[type, bool, str]:
-    """(base, whether the hook returns classes of it, how to name it) for a registering hook;
-    imported here because those modules import the registry's users."""
-    from ganzoo.architecture import Architecture
-    from ganzoo.data.source import DatasetSource
-    from ganzoo.features import FeatureExtractor
-    return {"ganzoo_architectures": (Architecture, True, "an Architecture subclass"),
+# What each registering hook returns a list of: (base, classes or instances, its name).
+EXPECTED = {"ganzoo_architectures": (Architecture, True, "an Architecture subclass"),
             "ganzoo_datasets": (DatasetSource, False, "a DatasetSource instance"),
-            "ganzoo_feature_extractors": (FeatureExtractor, True,
-                                          "a FeatureExtractor subclass")}[hook]
+            "ganzoo_feature_extractors": (FeatureExtractor, True, "a FeatureExtractor subclass")}
 
 
 def _check_items(hook: str, items: Any) -> str | None:
     """Why a registering hook's result is unusable, or None when it is fine."""
     if not isinstance(items, (list, tuple)):
         return f"must return a list, returned {type(items).__name__} {_short(items)}"
-    base, classes, what = _expected_type(hook)
+    base, classes, what = EXPECTED[hook]
     for obj in items:
         fits = issubclass(obj, base) if isinstance(obj, type) else isinstance(obj, base)
         if not fits or classes != isinstance(obj, type):
