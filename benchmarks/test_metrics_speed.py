@@ -7,7 +7,8 @@
   Frechet distance to a 2048-d reference); (b) end to end with the domain extractor:
   10,000 DCGAN samples generated, quantised, featurised, scored. A 10k FID on Inception is
   (10,000 / its img/s) + (a), reported as an estimate rather than run (minutes on 2 cores).
-Run: python -m pytest benchmarks/test_metrics_speed.py -q -s (results: RESULTS.md).
+Run: python -m pytest benchmarks/test_metrics_speed.py -q -s (results: RESULTS.md). Smoke mode
+(--benchmark-disable): 256 samples, 64 features.
 """
 from __future__ import annotations
 
@@ -24,7 +25,11 @@ from ganzoo.metrics.extract import Extractor, prepare_net
 from ganzoo.metrics.inception import random_inception
 from ganzoo.metrics.measures import frechet_distance, mean_and_cov
 
+from bench_util import median_seconds, small
+
 RESULTS: dict[str, float] = {}
+SAMPLES = small(10_000, 256)             # smoke mode: a few batches
+FEATURES = small(2048, 64)
 
 
 def _images(n: int, resolution: int = 32) -> torch.Tensor:
@@ -38,8 +43,8 @@ def test_feature_extraction_throughput(benchmark, name, batch, rounds):
     extractor = Extractor(prepare_net(net), name, "random", True)
     images = _images(batch)
     extractor(images[:2])                       # warm-up: allocator, oneDNN kernels
-    benchmark.pedantic(extractor, args=(images,), rounds=rounds, iterations=1)
-    img_per_s = batch / benchmark.stats.stats.median
+    seconds, _ = median_seconds(benchmark, extractor, args=(images,), rounds=small(rounds, 1))
+    img_per_s = batch / seconds
     RESULTS[name] = img_per_s
     benchmark.extra_info.update({"img_per_s": round(img_per_s, 1), "batch": batch,
                                  "input": f"32px uint8 -> {net.input_resolution}px",
@@ -50,17 +55,17 @@ def test_feature_extraction_throughput(benchmark, name, batch, rounds):
 
 def test_fid_statistics_of_10k_samples(benchmark):
     rng = np.random.default_rng(0)
-    fake = np.abs(rng.standard_normal((10_000, 2048), dtype=np.float32))
-    mu_r, sigma_r = mean_and_cov(np.abs(rng.standard_normal((10_000, 2048),
+    fake = np.abs(rng.standard_normal((SAMPLES, FEATURES), dtype=np.float32))
+    mu_r, sigma_r = mean_and_cov(np.abs(rng.standard_normal((SAMPLES, FEATURES),
                                                               dtype=np.float32)))
 
     def fid():
         return frechet_distance(*mean_and_cov(fake), mu_r, sigma_r)
-    benchmark.pedantic(fid, rounds=1, iterations=1)
-    seconds = benchmark.stats.stats.median
+    seconds, _ = median_seconds(benchmark, fid)
     RESULTS["stats"] = seconds
-    benchmark.extra_info.update({"seconds": round(seconds, 2), "features": "10000 x 2048"})
-    print(f"\nFID statistics, 10,000 x 2048 features: {seconds:.2f} s")
+    benchmark.extra_info.update({"seconds": round(seconds, 2),
+                                 "features": f"{SAMPLES} x {FEATURES}"})
+    print(f"\nFID statistics, {SAMPLES:,} x {FEATURES} features: {seconds:.2f} s")
 
 
 def test_fid_10k_end_to_end_with_the_domain_extractor(benchmark):
@@ -68,18 +73,17 @@ def test_fid_10k_end_to_end_with_the_domain_extractor(benchmark):
     model = ganzoo.create("dcgan", ganzoo.DataSpec(32, 3))      # default (paper) config
     extractor = Extractor(prepare_net(DomainClassifier()), "domain", "random", True)
     reference = mean_and_cov(np.abs(np.random.default_rng(0).standard_normal(
-        (10_000, extractor.net.feature_dim))))
+        (SAMPLES, extractor.net.feature_dim))))
 
     def fid_10k():
-        feats, _ = extractor.run(sample_batches(model, 10_000, seed=0, labels_pool=None))
+        feats, _ = extractor.run(sample_batches(model, SAMPLES, seed=0, labels_pool=None))
         return frechet_distance(*mean_and_cov(feats), *reference)
-    benchmark.pedantic(fid_10k, rounds=1, iterations=1)
-    seconds = benchmark.stats.stats.median
+    seconds, _ = median_seconds(benchmark, fid_10k)
     extra = {"seconds": round(seconds, 1)}
     if "inception" in RESULTS and "stats" in RESULTS:
-        extra["inception_10k_estimate_s"] = round(10_000 / RESULTS["inception"]
+        extra["inception_10k_estimate_s"] = round(SAMPLES / RESULTS["inception"]
                                                   + RESULTS["stats"], 0)
     benchmark.extra_info.update(extra)
-    print(f"\n10k-sample FID, DCGAN 32px + domain extractor, end to end: {seconds:.1f} s"
+    print(f"\n{SAMPLES:,}-sample FID, DCGAN 32px + domain extractor, end to end: {seconds:.1f} s"
           + (f"; on Inception (estimate): {extra['inception_10k_estimate_s']:.0f} s"
              if "inception_10k_estimate_s" in extra else ""))

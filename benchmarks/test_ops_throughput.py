@@ -31,8 +31,9 @@ import pytest
 import torch
 
 from ganzoo.ops import bias_act, build, downsample2d, setup_filter, upsample2d
+from bench_util import median_seconds, small
 
-ROUNDS = 20
+ROUNDS = small(20, 1)
 _medians: dict[tuple, float] = {}   # (case, layout, dtype, device) -> ref median seconds
 
 
@@ -70,8 +71,7 @@ def _run(benchmark, name, shape, dtype, device, impl, layout) -> None:
         sync()
     for _ in range(3):
         call()                                   # warm-up (and the kernel's first use)
-    benchmark.pedantic(call, rounds=ROUNDS, iterations=1)
-    median = benchmark.stats.stats.median / calls
+    median = median_seconds(benchmark, call, rounds=ROUNDS)[0] / calls
     key = (name, layout, str(dtype), device)
     info = {"op": name, "shape": list(shape), "dtype": str(dtype).replace("torch.", ""),
             "layout": layout, "impl": impl, "device": device, "bytes": nbytes,
@@ -105,7 +105,7 @@ def cpu_kernels():
     build.load(build.CPU_EXTENSION)
 
 
-CPU_SHAPE = (8, 64, 32, 32)
+CPU_SHAPE = small((8, 64, 32, 32), (2, 8, 16, 16))
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])

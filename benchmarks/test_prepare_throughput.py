@@ -19,7 +19,9 @@ from PIL import Image
 from ganzoo.data.prepare import ImageFiles, default_workers, prepare_files
 from ganzoo.data.source import PrepareOptions
 
-COUNT = 10_000
+from bench_util import small
+
+COUNT = small(10_000, 200)       # smoke mode (--benchmark-disable): 200 images
 SOURCE_SIZE = 256
 OPTIONS = PrepareOptions(resolution=64)
 

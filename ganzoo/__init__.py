@@ -15,7 +15,7 @@ import fnmatch
 
 import torch
 
-from ganzoo.architecture import Architecture, DataSpec, option
+from ganzoo.architecture import Architecture, DataSpec, check_config, option
 from ganzoo.errors import GanzooError
 from ganzoo.hookspecs import hookimpl
 from ganzoo.importers import CheckpointImporter
@@ -47,7 +47,9 @@ def make_config(cls: type[Architecture], values: dict):
     unknown = sorted(set(values) - names)
     if unknown:
         raise GanzooError(f"{cls.name} has no option(s) {', '.join(unknown)}")
-    return cls.Config(**values)
+    config = cls.Config(**values)
+    check_config(config)
+    return config
 
 
 def load_checkpoint(path, *, trust: bool = False, device: str | torch.device = "cpu"):

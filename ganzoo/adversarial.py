@@ -37,7 +37,8 @@ class EMAOptions:
     # sampled worse than the live G in short runs (dcgan, shapes 32x32, 20 kimg: 16% vs 29%
     # of samples confidently recognised), as its weights no longer fit the BN statistics.
     ema_kimg: float = option(0.0, "half-life of the generator's weight average in kimg "
-                             "(ramped up over the first 20x that many kimg); 0 = off")
+                             "(ramped up over the first 20x that many kimg); 0 = off",
+                             at_least=0)
 
 
 @dataclass
@@ -45,8 +46,8 @@ class LossOptions(EMAOptions):
     """Config fields of every architecture with a ``--loss`` choice (inherit from this)."""
 
     loss: str = option("non-saturating", "GAN loss", choices=list(LOSSES))
-    n_critic: int = option(0, "D updates per G update; 0 = 5 for wgan-gp, else 1")
-    gp_weight: float = option(10.0, "gradient penalty weight lambda (wgan-gp)")
+    n_critic: int = option(0, "D updates per G update; 0 = 5 for wgan-gp, else 1", at_least=0)
+    gp_weight: float = option(10.0, "gradient penalty weight lambda (wgan-gp)", at_least=0)
 
     def adversarial_setup(self, latent_dim: int) -> AdversarialSetup:
         n_critic = self.n_critic or (5 if self.loss == "wgan-gp" else 1)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
+import operator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -54,12 +56,38 @@ class DataSpec:
         return torch.ones(self.num_classes)
 
 
-def option(default: Any, help: str, **metadata: Any) -> Any:
+def option(default: Any, help: str, *, at_least: float | None = None,
+           above: float | None = None, at_most: float | None = None,
+           below: float | None = None, **metadata: Any) -> Any:
     """A Config field that becomes a documented CLI option (``--field-name``).
 
-    ``choices=[...]`` in metadata restricts a string option.
+    ``choices=[...]`` in metadata restricts a string option; ``at_least``, ``above``,
+    ``at_most`` and ``below`` bound a number (:func:`check_config` enforces them).
     """
-    return dataclasses.field(default=default, metadata={"help": help, **metadata})
+    bounds = {k: v for k, v in (("at_least", at_least), ("above", above),
+                                ("at_most", at_most), ("below", below)) if v is not None}
+    return dataclasses.field(default=default, metadata={"help": help, **bounds, **metadata})
+
+
+BOUNDS = {"at_least": (operator.ge, ">="), "above": (operator.gt, ">"),
+          "at_most": (operator.le, "<="), "below": (operator.lt, "<")}
+
+
+def check_config(config: Any) -> None:
+    """Every number in a Config (or GenerateConfig) is finite and inside the bounds its
+    option() declares. Checked before any network is built or run directory made: a nan
+    learning rate or a zero latent size is one line, not a crash minutes later."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if not math.isfinite(value):
+            raise GanzooError(f"{flag} must be a finite number, got {value}")
+        for key, (ok, sign) in BOUNDS.items():
+            bound = f.metadata.get(key)
+            if bound is not None and not ok(value, bound):
+                raise GanzooError(f"{flag} must be {sign} {bound:g}, got {value:g}")
 
 
 @dataclass
@@ -111,10 +139,16 @@ class Architecture(abc.ABC):
         self.config = config
         self.data = data
         self.device = torch.device(device)
-        if self.resolutions is not None and data.resolution not in self.resolutions:
+        self.check_resolution(data.resolution)
+
+    @classmethod
+    def check_resolution(cls, resolution: int) -> None:
+        """Refuse a resolution this architecture cannot train at (the trainer asks before it
+        prepares data: 5000 images at 100000 px would not fit in memory)."""
+        if cls.resolutions is not None and resolution not in cls.resolutions:
             raise GanzooError(
-                f"{self.name} cannot train at resolution {data.resolution}; "
-                f"supported: {', '.join(map(str, self.resolutions))}")
+                f"{cls.name} cannot train at resolution {resolution}; "
+                f"supported: {', '.join(map(str, cls.resolutions))}")
 
     @property
     def batches_per_step(self) -> int:

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
+
+from ganzoo.errors import DiskFull
+
+FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 @contextlib.contextmanager
@@ -23,9 +28,12 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
+        full = is_disk_full(e, path.parent)     # asked before the temp file frees its space
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if full:
+            raise DiskFull(disk_full_message(path)) from e
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -75,3 +83,29 @@ def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def is_disk_full(e: BaseException, folder: Path) -> bool:
+    """Whether a failed write into ``folder`` ran out of space. torch.save reports a failed
+    write as a RuntimeError ("unexpected pos"), not the OSError, so the file system is asked
+    too (that question needs an error to explain, it is never asked on success)."""
+    if isinstance(e, OSError):
+        return e.errno in FULL
+    if not isinstance(e, Exception):
+        return False          # Ctrl-C, a signal: not the disk
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
+
+
+def disk_full_message(path: str | os.PathLike) -> str:
+    """One line: the path, that the disk is full, and where to make room."""
+    from ganzoo.data.cache import ganzoo_home
+    path = Path(path)
+    home = ganzoo_home()
+    if path.is_relative_to(home):
+        hint = f"free some space in {home}, or set GANZOO_HOME to a folder on a disk with room"
+    else:
+        hint = "free some space, or write to another disk (--out)"
+    return f"cannot write {path}: no space left on device (the disk is full); {hint}"

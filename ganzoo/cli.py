@@ -5,7 +5,9 @@ Exit codes: 0 done, 1 user error (one readable line; a traceback only with --deb
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
+import itertools
 import math
 import os
 import sys
@@ -18,11 +20,12 @@ import torch
 
 import ganzoo
 from ganzoo import make_config
-from ganzoo.architecture import Architecture, GenerateRequest
+from ganzoo.architecture import Architecture, GenerateRequest, check_config
 import numpy as np
 
-from ganzoo.checkpoint import (load_model, read_checkpoint, resolve_checkpoint,
-                               run_of_checkpoint)
+from ganzoo.atomic import FULL, disk_full_message
+from ganzoo.checkpoint import (checkpoints_of, list_runs, load_model, read_checkpoint,
+                               resolve_checkpoint, run_architecture, run_of_checkpoint)
 from ganzoo.data import (DatasetSource, ImageSet, PrepareOptions, find_source, resolve_data,
                          unknown_data)
 from ganzoo.data.prepare import RESIZE_FILTERS, check_options
@@ -34,7 +37,8 @@ from ganzoo.expand import ExpandOptions, expand, training_data
 from ganzoo.importers import IMPORTED_KEY
 from ganzoo.experiment import SmallDataExperiment, SmallDataSetup
 from ganzoo.registry import Registry, get_registry
-from ganzoo.trainer import ResumeState, Stop, Trainer, TrainConfig, pick_device, read_init
+from ganzoo.trainer import (SEED_LIMIT, ResumeState, Stop, Trainer, TrainConfig, pick_device,
+                            read_init)
 from ganzoo.viz import grid_image, save_image
 
 
@@ -425,7 +429,7 @@ def run_train(cls: type[Architecture], reg: Registry, params: dict, ctx: click.C
     train_values = {k: params[k] for k in TRAINER_OPTIONS}
     resume, run_dir = None, None
     if resume_ref:
-        path = resolve_checkpoint(resume_ref, Path(train_values["out"]), arch=cls.name)
+        path = resume_checkpoint(resume_ref, Path(train_values["out"]), cls.name)
         data = read_checkpoint(path, trust=trust, registry=reg)
         if data["architecture"] != cls.name:
             raise GanzooError(f"checkpoint {path} is from architecture "
@@ -433,17 +437,21 @@ def run_train(cls: type[Architecture], reg: Registry, params: dict, ctx: click.C
         data = cls.upgrade_checkpoint(data)
         if IMPORTED_KEY in data:
             train_values, arch_values = resume_imported(data, train_values, arch_values, given)
-            resume = ResumeState(path, data)      # in a new run directory, as officially
         else:
-            ignored = sorted(k for k in given - {"kimg", "out", "device", "workers"}
+            run_dir = run_of_checkpoint(path)
+            # A checkpoint outside a run directory starts a new one: under --out when given.
+            changeable = {"kimg", "device", "workers"} | ({"out"} if run_dir is None else set())
+            ignored = sorted(k for k in given - changeable
                              if k in arch_values or k in train_values)
             if ignored and ranks.is_main and not restarted:
+                where = f" (the run continues in {run_dir})" if "out" in ignored else ""
                 click.echo("warning: on --resume the run's saved options are used; ignoring "
-                           + ", ".join("--" + k.replace("_", "-") for k in ignored), err=True)
-            train_values = {**data["train"], **{k: train_values[k] for k in
-                                                ("kimg", "device", "workers", "out") if k in given}}
+                           + ", ".join("--" + k.replace("_", "-") for k in ignored) + where,
+                           err=True)
+            train_values = {**data["train"], **{k: train_values[k] for k in changeable
+                                                if k in given}}
             arch_values = data["config"]
-            resume, run_dir = ResumeState(path, data), run_of_checkpoint(path)
+        resume = ResumeState(path, data)     # an imported one: in a new run directory
     elif not train_values["data"]:
         raise GanzooError(f"ganzoo train {cls.name}: --data SPEC is required "
                           "(try --data shapes; `ganzoo list` shows data sets)")
@@ -482,6 +490,20 @@ def resume_imported(data: dict, train_values: dict, arch_values: dict, given: se
                           "carries no trainer options; give --data (and --batch, --kimg...)")
     return train_values, {**data["config"], **{k: v for k, v in arch_values.items()
                                                if k in given}}
+
+
+def resume_checkpoint(ref: str, out: Path, arch: str) -> Path:
+    """The checkpoint ``--resume REF`` continues. ``latest`` means the newest run of ``arch``:
+    when that one stopped before its first checkpoint, falling back to an older run would
+    silently extend a finished run instead, so it is an error."""
+    if ref == "latest":
+        runs = [r for r in list_runs(out) if run_architecture(r) == arch
+                or (run_architecture(r) is None and r.name[6:].startswith(arch + "-"))]
+        if runs and not checkpoints_of(runs[-1]):
+            raise GanzooError(f"--resume latest: the newest {arch} run, {runs[-1]}, has no "
+                              "checkpoint (it stopped before its first --snap); start a new "
+                              "run, or name an older run to resume it")
+    return resolve_checkpoint(ref, out, arch=arch)
 
 
 def resume_after_restart(ranks: Rank, out: Path) -> str | None:
@@ -525,9 +547,39 @@ def launch_processes(n: int, device: str, argv: list[str]) -> int:
 
 # -- generate ---------------------------------------------------------------------------------
 
-def parse_seeds(text: str) -> list[int]:
-    """'0-3,7' -> [0, 1, 2, 3, 7]."""
-    seeds: list[int] = []
+# Seeds per call: 0-1000000 is fine (images are written as they are made, the seeds kept as
+# ranges); a range longer than this is taken for a typo (it would run for days).
+MAX_SEEDS = 10_000_000
+# Images one --grid may hold: 32x32 of them is already 8192 px wide at 256 px.
+MAX_GRID_IMAGES = 1024
+
+
+class Seeds(collections.abc.Sequence):
+    """The seeds --seeds names, kept as ranges: 0-1000000 takes no memory."""
+
+    def __init__(self, ranges: list[range]):
+        self.ranges = ranges
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self.ranges)
+
+    def __iter__(self):
+        return itertools.chain.from_iterable(self.ranges)
+
+    def __getitem__(self, index: int) -> int:
+        for r in self.ranges:
+            if index < len(r):
+                return r[index]
+            index -= len(r)
+        raise IndexError(index)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, collections.abc.Sequence) and list(self) == list(other)
+
+
+def parse_seeds(text: str) -> Seeds:
+    """'0-3,7' -> the seeds 0, 1, 2, 3, 7."""
+    ranges: list[range] = []
     try:
         for part in text.split(","):
             part = part.strip()
@@ -536,13 +588,17 @@ def parse_seeds(text: str) -> list[int]:
                 lo_i, hi_i = int(lo), int(hi)
                 if hi_i < lo_i:
                     raise ValueError
-                seeds += range(lo_i, hi_i + 1)
+                ranges.append(range(lo_i, hi_i + 1))
             else:
-                seeds.append(int(part))
+                ranges.append(range(int(part), int(part) + 1))
     except ValueError:
         raise GanzooError(f"--seeds {text!r}: expected numbers and ranges like 0-15,20")
-    if any(s < 0 for s in seeds):
-        raise GanzooError(f"--seeds {text!r}: seeds must be >= 0")
+    if any(r.start < 0 or r.stop > SEED_LIMIT for r in ranges):
+        raise GanzooError(f"--seeds {text!r}: seeds must be in 0-{SEED_LIMIT - 1}")
+    seeds = Seeds(ranges)
+    if len(seeds) > MAX_SEEDS:
+        raise GanzooError(f"--seeds {text!r}: {len(seeds)} seeds; at most {MAX_SEEDS:,} per "
+                          "call")
     return seeds
 
 
@@ -596,7 +652,9 @@ def generate_with_options(cls: type[Architecture], request: GenerateRequest, val
             raise GanzooError(f"{flag} does not apply to {cls.name} (see `ganzoo generate "
                               f"{cls.name} --help`)")
     names = [f.name for f in dataclasses.fields(cls.GenerateConfig)]
-    paths = cls.generate_files(request, cls.GenerateConfig(**{k: values[k] for k in names}))
+    config = cls.GenerateConfig(**{k: values[k] for k in names})
+    check_config(config)
+    paths = cls.generate_files(request, config)
     click.echo(f"wrote {', '.join(str(p) for p in paths)}")
 
 
@@ -649,28 +707,46 @@ def generate_command(ctx, arch, ckpt_ref, seeds, class_, trunc, noise_mode, grid
         if not model.supports_noise_mode:
             raise GanzooError(f"--noise-mode: {model.name} has no noise inputs")
         options["noise_mode"] = noise_mode
-    class_titles: tuple[str, ...] = ()
     if class_ == "all":                  # one class per column, one seed per row
         require_conditional(model, str(path))
-        classes = list(range(model.data.num_classes))
-        class_titles = model.data.class_names
-        grid = True
+        write_grid(model, seed_list, list(range(model.data.num_classes)), options, Path(out),
+                   path, titles=model.data.class_names)
     else:
-        classes = [None if class_ is None else parse_class(class_, model, str(path))]
-    images = torch.cat([
-        model.generate(1, seed=s, **options, labels=None if k is None else
-                       torch.tensor([k], device=model.device))
-        for s in seed_list for k in classes])
-    out_dir = Path(out)
-    if grid:
-        cols = len(classes) if class_titles else math.ceil(math.sqrt(len(seed_list)))
-        save_image(grid_image(images, cols, col_titles=class_titles), out_dir / "grid.png")
-        click.echo(f"wrote {out_dir / 'grid.png'} ({len(images)} images from {path})")
-    else:
-        suffix = "" if classes[0] is None else f"-class{classes[0]}"
-        for s, img in zip(seed_list, images):
-            save_image(grid_image(img[None], 1), out_dir / f"seed{s:04d}{suffix}.png")
-        click.echo(f"wrote {len(seed_list)} images to {out_dir}/ (from {path})")
+        k = None if class_ is None else parse_class(class_, model, str(path))
+        if grid:
+            write_grid(model, seed_list, [k], options, Path(out), path)
+        else:
+            write_files(model, seed_list, k, options, Path(out), path)
+
+
+def sample(model: Architecture, seed: int, k: int | None, options: dict) -> torch.Tensor:
+    """One image: seed ``seed``, class ``k`` (None: the model's choice)."""
+    labels = None if k is None else torch.tensor([k], device=model.device)
+    return model.generate(1, seed=seed, **options, labels=labels)
+
+
+def write_files(model: Architecture, seeds: Seeds, k: int | None, options: dict,
+                out_dir: Path, path: Path) -> None:
+    """One PNG per seed, each written as soon as it is made: a long call keeps no images in
+    memory, and an interrupted one keeps what it wrote."""
+    suffix = "" if k is None else f"-class{k}"
+    for s in seeds:
+        save_image(grid_image(sample(model, s, k, options), 1),
+                   out_dir / f"seed{s:04d}{suffix}.png")
+    click.echo(f"wrote {len(seeds)} images to {out_dir}/ (from {path})")
+
+
+def write_grid(model: Architecture, seeds: Seeds, classes: list, options: dict, out_dir: Path,
+               path: Path, titles: tuple[str, ...] = ()) -> None:
+    """One grid: a column per class with ``titles``, else a square of seeds."""
+    count = len(seeds) * len(classes)
+    if count > MAX_GRID_IMAGES:
+        raise GanzooError(f"--grid: {count} images; a grid holds at most {MAX_GRID_IMAGES} "
+                          "(fewer --seeds, or leave out --grid for one file per seed)")
+    images = torch.cat([sample(model, s, k, options) for s in seeds for k in classes])
+    cols = len(classes) if titles else math.ceil(math.sqrt(len(seeds)))
+    save_image(grid_image(images, cols, col_titles=titles), out_dir / "grid.png")
+    click.echo(f"wrote {out_dir / 'grid.png'} ({len(images)} images from {path})")
 
 
 @cli.command("convert")
@@ -740,10 +816,21 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception as e:  # noqa: BLE001 - a bug: one line, traceback only on request
-        if debug:
-            raise
-        msg = str(e).strip().splitlines()
-        click.echo(f"internal error: {type(e).__name__}: {msg[0] if msg else ''} "
-                   "(run with --debug for the traceback)", err=True)
+    except OSError as e:
+        if e.errno not in FULL or debug:
+            raise_internal(e, debug)
+        # A write outside atomic_write (a mkdir, a download): it names the path if it has one.
+        click.echo(f"error: {disk_full_message(e.filename or '.')}", err=True)
         sys.exit(1)
+    except Exception as e:  # noqa: BLE001 - a bug: one line, traceback only on request
+        raise_internal(e, debug)
+
+
+def raise_internal(e: Exception, debug: bool) -> None:
+    """A bug: one line and exit 1; the traceback only with --debug."""
+    if debug:
+        raise e
+    msg = str(e).strip().splitlines()
+    click.echo(f"internal error: {type(e).__name__}: {msg[0] if msg else ''} "
+               "(run with --debug for the traceback)", err=True)
+    sys.exit(1)

@@ -17,6 +17,10 @@ from typing import Any, Iterable
 import pluggy
 
 from ganzoo import hookspecs
+from ganzoo.architecture import Architecture
+from ganzoo.data.source import DatasetSource
+from ganzoo.features import FeatureExtractor
+from ganzoo.importers import CheckpointImporter
 from ganzoo.errors import GanzooError
 
 PROJECT = "ganzoo"
@@ -53,6 +57,9 @@ class Registry:
         self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.plugins: list[PluginInfo] = []
+        self._loaded: dict[str, PluginInfo] = {}     # registered with pluggy, by name
+        self._cache: dict[str, dict[str, Registered]] = {}
+        self._conflicts: dict[str, str] = {}         # names two plugins registered: why
         if autoload is None:
             autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "") in ("", "0")
         if autoload:
@@ -64,43 +71,67 @@ class Registry:
         for module in extra_modules:
             self._register(module, module, lambda m=module: importlib.import_module(m),
                            "--plugin", "")
-        self._cache: dict[str, dict[str, Registered]] = {}
 
     def _register(self, name: str, module: str, load, dist: str, version: str) -> None:
         info = PluginInfo(name, module, dist, version)
+        taken = self._loaded.get(name)
         self.plugins.append(info)
+        if taken is not None:       # pluggy would refuse it; say which plugin has the name
+            info.error = (f"plugin name '{name}' is already taken by {taken.module} "
+                          f"({taken.distribution}); not loaded")
+            return
         try:
             obj = load()
+            other = self.pm.get_name(obj) if self.pm.is_registered(obj) else None
+            if other is not None:
+                info.error = f"{module} is already loaded as plugin '{other}'; not loaded again"
+                return
             self.pm.register(obj, name=name)
-        except Exception as e:  # noqa: BLE001 - any failure of a plugin is isolated
+            self._loaded[name] = info
+        except PLUGIN_FAILURES as e:  # any failure of a plugin is isolated, sys.exit too
             info.error = _one_line(e)
             info.traceback = traceback.format_exc()
 
+    def _call(self, impl, hook: str, info: PluginInfo, **kwargs) -> Any:
+        """One plugin's hook; a failure is recorded against the plugin (None comes back)."""
+        try:
+            return impl.function(**kwargs)
+        except PLUGIN_FAILURES as e:
+            info.error = f"{hook}() failed: {_one_line(e)}"
+            info.traceback = traceback.format_exc()
+            return None
 
     def _collect(self, hook: str) -> dict[str, Registered]:
-        """Call ``hook`` on each plugin separately, so a failure names its plugin."""
+        """Call ``hook`` on each plugin separately, so a failure names its plugin. What a
+        plugin returns is checked before anything uses it: a wrong type or a name another
+        plugin registered marks that plugin as failed, and the others keep working."""
         if hook in self._cache:
             return self._cache[hook]
         found: dict[str, Registered] = {}
-        by_name = {p.name: p for p in self.plugins}
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
-            info = by_name[impl.plugin_name]
-            try:
-                items = impl.function() or []
-            except Exception as e:  # noqa: BLE001
-                info.error = f"{hook}() failed: {_one_line(e)}"
+            info = self._loaded[impl.plugin_name]
+            items = self._call(impl, hook, info)
+            problem = _check_items(hook, items) if items is not None else None
+            if problem:
+                info.error = f"{hook}() {problem}"
                 continue
-            for obj in items:
-                name = obj.name
-                if name in found:
-                    raise GanzooError(
-                        f"{hook.removeprefix('ganzoo_')[:-1]} name '{name}' is registered twice:"
-                        f" by plugin '{found[name].plugin.name}' ({found[name].plugin.module})"
-                        f" and by plugin '{info.name}' ({info.module})")
-                found[name] = Registered(name, obj, info)
-                info.provides.append(name)
+            for obj in items or []:
+                if obj.name in found:
+                    info.error = self._conflict(hook, found[obj.name], info, obj.name)
+                    continue
+                found[obj.name] = Registered(obj.name, obj, info)
+                info.provides.append(obj.name)
         self._cache[hook] = found
         return found
+
+    def _conflict(self, hook: str, first: Registered, info: PluginInfo, name: str) -> str:
+        """A name two plugins register: kept from neither when looked up (which one the user
+        meant is unknown), recorded against the later plugin."""
+        message = (f"{hook.removeprefix('ganzoo_')[:-1]} name '{name}' is registered twice:"
+                   f" by plugin '{first.plugin.name}' ({first.plugin.module}) and by plugin "
+                   f"'{info.name}' ({info.module})")
+        self._conflicts[name] = message
+        return message
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -126,6 +157,8 @@ class Registry:
         return self._lookup("architecture", name, self.architectures()).obj
 
     def _lookup(self, kind: str, name: str, table: dict[str, Registered]) -> Registered:
+        if name in self._conflicts:
+            raise GanzooError(self._conflicts[name])
         if name in table:
             return table[name]
         broken = [p for p in self.plugins if p.error and p.name == name]
@@ -139,11 +172,40 @@ class Registry:
 
     def add_commands(self, cli) -> None:
         for impl in self.pm.hook.ganzoo_commands.get_hookimpls():
-            try:
-                impl.function(cli=cli)
-            except Exception as e:  # noqa: BLE001
-                info = next(p for p in self.plugins if p.name == impl.plugin_name)
-                info.error = f"ganzoo_commands() failed: {_one_line(e)}"
+            self._call(impl, "ganzoo_commands", self._loaded[impl.plugin_name], cli=cli)
+
+
+# What a plugin may do wrong without taking the CLI down: raise anything, or call sys.exit
+# (SystemExit), at import or in a hook. Ctrl-C (KeyboardInterrupt) still stops the command.
+PLUGIN_FAILURES = (Exception, SystemExit)
+
+
+# What each registering hook returns a list of: (base, classes or instances, its name).
+EXPECTED = {"ganzoo_architectures": (Architecture, True, "an Architecture subclass"),
+            "ganzoo_datasets": (DatasetSource, False, "a DatasetSource instance"),
+            "ganzoo_feature_extractors": (FeatureExtractor, True, "a FeatureExtractor subclass"),
+            "ganzoo_checkpoint_importers": (CheckpointImporter, False,
+                                            "a CheckpointImporter instance")}
+
+
+def _check_items(hook: str, items: Any) -> str | None:
+    """Why a registering hook's result is unusable, or None when it is fine."""
+    if not isinstance(items, (list, tuple)):
+        return f"must return a list, returned {type(items).__name__} {_short(items)}"
+    base, classes, what = EXPECTED[hook]
+    for obj in items:
+        fits = issubclass(obj, base) if isinstance(obj, type) else isinstance(obj, base)
+        if not fits or classes != isinstance(obj, type):
+            return f"returned {_short(obj)}, not {what}"
+        name = getattr(obj, "name", None)
+        if not isinstance(name, str) or not name:
+            return f"returned {_short(obj)} without a name (a non-empty string)"
+    return None
+
+
+def _short(obj: Any) -> str:
+    text = repr(obj)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _one_line(e: BaseException) -> str:

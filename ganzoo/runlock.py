@@ -10,10 +10,12 @@ POSIX only (``fcntl.flock``); where fcntl is missing (Windows) runs are not lock
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
-from ganzoo.errors import GanzooError
+from ganzoo.atomic import FULL, disk_full_message
+from ganzoo.errors import DiskFull, GanzooError
 
 try:
     import fcntl
@@ -43,10 +45,17 @@ class RunLock:
             f.close()
             raise GanzooError(f"run {self.path.parent} is being trained by another process "
                               f"(pid {holder}); wait for it to end or stop it first")
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()}\n")
-        f.flush()
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"{os.getpid()}\n")
+            f.flush()
+        except OSError as e:       # the pid is for the message above; a full disk says so
+            with contextlib.suppress(OSError):
+                f.close()
+            if e.errno in FULL:
+                raise DiskFull(disk_full_message(self.path)) from None
+            raise
         self._file = f
 
     def release(self) -> None:

@@ -24,7 +24,7 @@ import torch
 import ganzoo
 from ganzoo import distributed
 from ganzoo.architecture import Architecture, DataSpec, forked_rng
-from ganzoo.atomic import atomic_write_text
+from ganzoo.atomic import FULL, atomic_write_text, disk_full_message
 from ganzoo.checkpoint import (Progress, checkpoint_path, checkpoints_of, load_state,
                                new_run_dir, prune_checkpoints, read_checkpoint,
                                remove_stale_temp_files, resolve_checkpoint, restore_rng,
@@ -34,7 +34,7 @@ from ganzoo.data.loader import BatchOrder, ImageSetDataset, make_loader
 from ganzoo.data.prepare import RESIZE_FILTERS
 from ganzoo.data.source import ImageSet
 from ganzoo.distributed import GradientAverager, Rank
-from ganzoo.errors import GanzooError
+from ganzoo.errors import DiskFull, GanzooError
 from ganzoo.importers import IMPORTED_KEY
 from ganzoo.progress import ProgressLine
 from ganzoo.runlock import RunLock
@@ -45,6 +45,13 @@ SAMPLE_SEED = 1234   # fixed latents for sample grids, so grids are comparable o
 
 
 MAX_DEFAULT_SNAP_KIMG = 200.0
+# Limits that catch typos before they become an out-of-memory crash after the run directory
+# was made: 4x BigGAN's 2048, the largest GAN minibatch we know of; 2x the largest published
+# GAN training resolution. Seeds are what torch.Generator.manual_seed takes.
+MAX_BATCH = 8192
+MAX_RESOLUTION = 4096
+SEED_LIMIT = 2 ** 64
+DEVICES = "auto, cpu, cuda or cuda:N"
 STATS_READ_EVERY = 16  # steps between reads of logged values left on a GPU (_read_pending_stats)
 
 
@@ -77,12 +84,19 @@ class TrainConfig:
 
     def __post_init__(self):
         checks = [(self.kimg > 0 and math.isfinite(self.kimg), f"--kimg must be > 0, got {self.kimg:g}"),
-                  (self.batch is None or self.batch > 0,
-                   f"--batch must be > 0, got {self.batch}"),
+                  (self.batch is None or 0 < self.batch <= MAX_BATCH,
+                   f"--batch must be in 1-{MAX_BATCH}, got {self.batch}"),
                   (self.tick > 0, f"--tick must be > 0, got {self.tick:g}"),
                   (self.snap is None or self.snap > 0, f"--snap must be > 0, got {self.snap}"),
+                  (counts_images(self.tick), f"--tick must be a finite number of kimg, at "
+                   f"least one image (0.001), got {self.tick:g}"),
+                  (self.snap is None or counts_images(self.snap), f"--snap must be a finite "
+                   f"number of kimg, at least one image (0.001), got {self.snap}"),
                   (self.keep > 0, f"--keep must be > 0, got {self.keep}"),
-                  (self.resolution >= 4, f"--resolution must be >= 4, got {self.resolution}"),
+                  (4 <= self.resolution <= MAX_RESOLUTION,
+                   f"--resolution must be in 4-{MAX_RESOLUTION}, got {self.resolution}"),
+                  (0 <= self.seed < SEED_LIMIT,
+                   f"--seed must be in 0-{SEED_LIMIT - 1}, got {self.seed}"),
                   (self.channels in (1, 3), f"--channels must be 1 or 3, got {self.channels}"),
                   (self.workers >= 0, f"--workers must be >= 0, got {self.workers}"),
                   (self.max_images is None or self.max_images > 0,
@@ -96,6 +110,7 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise GanzooError(message)
+        check_device(self.device)
         if self.metrics:
             from ganzoo.metrics.evaluate import parse_metrics
             parse_metrics(self.metrics)      # an unknown name fails before any training
@@ -111,12 +126,32 @@ class TrainConfig:
         return self.snap if self.snap is not None else default
 
 
+def counts_images(kimg: float) -> bool:
+    """Whether an interval in kimg is finite and at least one image once rounded (the loop
+    divides by it)."""
+    return math.isfinite(kimg) and round(kimg * 1000) >= 1
+
+
+def check_device(name: str) -> None:
+    """Refuse what ganzoo cannot train or sample on (mps, meta, typos, a missing GPU) with one
+    line, before data is prepared or a run directory made."""
+    kind, _, index = name.partition(":")
+    if name in ("auto", "cpu") or (kind == "cuda" and (not index or index.isdigit())):
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise GanzooError(f"--device {name}: no CUDA device is available (torch "
+                              f"{torch.__version__}, built "
+                              f"{'with' if torch.version.cuda else 'without'} CUDA)")
+        if index and int(index) >= torch.cuda.device_count():
+            raise GanzooError(f"--device {name}: this machine has "
+                              f"{torch.cuda.device_count()} CUDA device(s)")
+        return
+    raise GanzooError(f"--device {name}: expected {DEVICES}")
+
+
 def pick_device(name: str) -> torch.device:
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GanzooError("--device cuda: no CUDA device is available (torch "
-                          f"{torch.__version__}, built {'with' if torch.version.cuda else 'without'} CUDA)")
     return torch.device(name)
 
 
@@ -172,6 +207,7 @@ class Trainer:
             # stylegan2-ada's fp16 convolutions on an H100 (a fifth of the GPU time).
             torch.backends.cudnn.benchmark = True
         self.plugin_name, self.plugin_version = plugin
+        arch_cls.check_resolution(config.resolution)     # before preparing data at that size
         self.data: ImageSet = resolve_data(
             config.data, PrepareOptions(config.resolution, config.channels, config.max_images,
                                         resize_filter=config.resize_filter), registry)
@@ -479,8 +515,7 @@ class Trainer:
             record = {"kimg": round(self.progress.kimg, 6), "step": self.progress.step,
                       "sec_per_kimg": sec_per_kimg, "train_seconds": self.progress.train_seconds,
                       "timestamp": time.time(), **means}
-            with open(self.run_dir / "stats.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_line(self.run_dir / "stats.jsonl", json.dumps(record))
         self.view.tick(self.progress.kimg, sec_per_kimg, means)
         self._last_sec_per_kimg = sec_per_kimg
         self._tick_sums, self._tick_steps = {}, 0
@@ -592,6 +627,17 @@ class Trainer:
     def _restore_signal_handlers(previous: dict) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line; a full disk is one error line naming the file."""
+    try:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+    except OSError as e:
+        if e.errno in FULL:
+            raise DiskFull(disk_full_message(path)) from None
+        raise
 
 
 def threading_is_main() -> bool:

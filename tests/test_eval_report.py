@@ -1,8 +1,9 @@
 """Metrics on real data and runs: the domain extractor, `ganzoo eval`, `train --metrics`, and
-report.html (checked in headless Chromium when /usr/bin/chromium exists)."""
+report.html (checked in headless Chromium: skipped without /usr/bin/chromium, except in CI)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -145,8 +146,27 @@ def test_report_is_one_self_contained_file(cli, run):
     assert "FID vs kimg" in page and "losses" in page and '"architecture": "dcgan"' in page
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (/usr/bin/chromium)")
+def need_chromium(browser: Path = CHROMIUM) -> None:
+    """Skip without a browser, except in CI (CI=true), which installs one (.ci/run): there
+    a missing browser fails the test instead of silently dropping the check."""
+    if browser.exists():
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {browser} is missing (.ci/run installs Debian's chromium)")
+    pytest.skip(f"needs Debian's chromium ({browser})")
+
+
+def test_missing_chromium_fails_in_ci(monkeypatch, tmp_path):
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="is missing"):
+        need_chromium(tmp_path / "no-chromium")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        need_chromium(tmp_path / "no-chromium")
+
+
 def test_report_renders_plots_and_grids_in_headless_chromium(cli, run, tmp_path):
+    need_chromium()
     assert cli("eval", str(run), "--metrics", "fid,nn", "--num", "200",
                "--extractor", "domain").code == 0
     assert cli("report", str(run)).code == 0

@@ -79,9 +79,10 @@ def test_duplicate_architecture_name_names_both_plugins(cli, tmp_path, monkeypat
                         "import ganzoo\nfrom ganzoo_plugins.dcgan.model import DCGAN\n"
                         "class Copy(DCGAN):\n    pass\n"
                         "@ganzoo.hookimpl\ndef ganzoo_architectures():\n    return [Copy]\n")
-    r = cli("--plugin", name, "list")
-    assert r.code == 1
-    assert "'dcgan' is registered twice" in r.err
+    r = cli("--plugin", name, "list")       # other commands keep working
+    assert r.code == 0 and "1 plugin(s) failed to load" in r.out
+    r = cli("--plugin", name, "train", "dcgan", "--data", "shapes")   # which one is meant?
+    assert r.code == 1 and "'dcgan' is registered twice" in r.err
     assert "plugin 'dcgan' (ganzoo_plugins.dcgan)" in r.err and "plugin 'dup_dcgan'" in r.err
 
 
@@ -171,3 +172,102 @@ def test_checkpoint_importer_hook(monkeypatch, tmp_path):
     model = load_model(path, registry=reg).model
     assert model.name == "tiny-mlp" and torch.equal(model.G[0].weight, G[0].weight)
     assert model.generate(2, seed=0).shape == (2, 3, 4, 4)
+
+
+# -- misbehaving plugins are isolated like import errors (issue 21, item 6) -------------------
+
+HOOK_RESULT = "import ganzoo\n@ganzoo.hookimpl\ndef ganzoo_architectures():\n    return {}\n"
+MISBEHAVING = {
+    "returns_int": ("[42]", "not an Architecture subclass"),
+    "returns_instance": ("[object()]", "not an Architecture subclass"),
+    "returns_non_list": ("42", "must return a list"),
+    "returns_string": ("'dcgan'", "must return a list"),
+}
+
+
+def assert_isolated(cli, name: str, error: str) -> None:
+    """`plugins` lists the plugin with its error; `list` and built-ins still work; using the
+    plugin's architecture is one line naming the plugin."""
+    r = cli("--plugin", name, "plugins")
+    assert r.code == 0, r.err
+    assert "Traceback" not in r.err and "internal error" not in r.err
+    line = next(x for x in r.out.splitlines() if x.startswith(name))
+    assert "FAILED" in line and error in line, line
+    assert "dcgan" in r.out
+    r = cli("--plugin", name, "list")
+    assert r.code == 0 and "dcgan" in r.out and "1 plugin(s) failed to load" in r.out, r.err
+    r = cli("--plugin", name, "train", name, "--data", "shapes")
+    assert r.code == 1
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and f"'{name}'" in lines[0], r.err
+
+
+@pytest.mark.parametrize("name", sorted(MISBEHAVING))
+def test_hook_returning_the_wrong_type_is_isolated(cli, tmp_path, monkeypatch, name):
+    result, error = MISBEHAVING[name]
+    write_module(tmp_path, monkeypatch, name, HOOK_RESULT.replace("{}", result))
+    assert_isolated(cli, name, error)
+
+
+@pytest.mark.parametrize("hook", ["ganzoo_datasets", "ganzoo_feature_extractors"])
+def test_other_hooks_returning_the_wrong_type_are_isolated(cli, tmp_path, monkeypatch, hook):
+    name = write_module(tmp_path, monkeypatch, f"bad_{hook}",
+                        f"import ganzoo\n@ganzoo.hookimpl\ndef {hook}():\n    return [1]\n")
+    r = cli("--plugin", name, "plugins")
+    assert r.code == 0 and "FAILED" in next(x for x in r.out.splitlines()
+                                            if x.startswith(name)), r.out + r.err
+    assert cli("--plugin", name, "list").code == 0
+    assert cli("--plugin", name, "data", "info", "shapes", "--resolution", "8").code == 0
+
+
+def test_plugin_calling_sys_exit_at_import_is_isolated(cli, tmp_path, monkeypatch):
+    name = write_module(tmp_path, monkeypatch, "exits_on_import",
+                        "import sys\nsys.exit('no GPU here')\n")
+    assert_isolated(cli, name, "SystemExit: no GPU here")
+
+
+def test_hook_calling_sys_exit_is_isolated(cli, tmp_path, monkeypatch):
+    name = write_module(tmp_path, monkeypatch, "exits_in_hook",
+                        HOOK_RESULT.replace("return {}", "raise SystemExit(3)"))
+    assert_isolated(cli, name, "ganzoo_architectures() failed: SystemExit: 3")
+
+
+def test_commands_hook_calling_sys_exit_is_isolated(cli, tmp_path, monkeypatch):
+    from ganzoo.registry import get_registry
+    name = write_module(tmp_path, monkeypatch, "exits_in_commands",
+                        "import ganzoo, sys\n@ganzoo.hookimpl\ndef ganzoo_commands(cli):\n"
+                        "    sys.exit(1)\n")
+    get_registry([name]).add_commands(__import__("click").Group())
+    info = next(p for p in get_registry([name]).plugins if p.name == name)
+    assert info.error == "ganzoo_commands() failed: SystemExit: 1"
+
+
+def test_two_plugins_with_the_same_name(cli, tmp_path, monkeypatch):
+    """The same module twice, or a --plugin named like an installed plugin: the second is
+    recorded as a duplicate; everything keeps working."""
+    name = write_module(tmp_path, monkeypatch, "twice", HOOK_RESULT.replace("{}", "[]"))
+    r = cli("--plugin", name, "--plugin", name, "plugins")
+    assert r.code == 0 and "Traceback" not in r.err, r.err
+    failed = [x for x in r.out.splitlines() if x.startswith(name) and "FAILED" in x]
+    assert len(failed) == 1 and "plugin name 'twice' is already taken" in failed[0]
+    assert cli("--plugin", name, "--plugin", name, "list").code == 0
+    r = cli("--plugin", "ganzoo_plugins.dcgan", "plugins")   # the built-in, loaded twice
+    assert r.code == 0 and "Traceback" not in r.err, r.err
+    assert cli("--plugin", "ganzoo_plugins.dcgan", "list").code == 0
+
+
+def test_same_architecture_name_in_two_plugins_is_isolated(cli, tmp_path, monkeypatch):
+    name = write_module(tmp_path, monkeypatch, "dup_wgan",
+                        "import ganzoo\nfrom ganzoo_plugins.wgan_gp.model import WGANGP\n"
+                        "class Copy(WGANGP):\n    pass\n"
+                        "@ganzoo.hookimpl\ndef ganzoo_architectures():\n    return [Copy]\n")
+    r = cli("--plugin", name, "plugins")
+    assert r.code == 0, r.err
+    line = next(x for x in r.out.splitlines() if x.startswith(name))
+    assert "FAILED" in line and "'wgan-gp' is registered twice" in line
+    r = cli("--plugin", name, "list")
+    assert r.code == 0 and "dcgan" in r.out, r.err
+    r = cli("--plugin", name, "train", "wgan-gp", "--data", "shapes")
+    lines = r.err.strip().splitlines()
+    assert r.code == 1 and len(lines) == 1, r.err
+    assert "'wgan-gp' is registered twice" in lines[0] and "plugin 'dup_wgan'" in lines[0]

@@ -84,12 +84,13 @@ def init_weights(module: nn.Module) -> None:
 
 @dataclass
 class DCGANConfig(LossOptions):
-    latent_dim: int = option(100, "size of z (the seeds used 100 and 128)")
-    base_channels: int = option(64, "channels of the layers next to full resolution")
-    max_channels: int = option(512, "cap on channels at low resolution")
-    lr: float = option(2e-4, "Adam learning rate (G and D)")
-    beta1: float = option(0.5, "Adam beta1")
-    beta2: float = option(0.999, "Adam beta2")
+    latent_dim: int = option(100, "size of z (the seeds used 100 and 128)", at_least=1)
+    base_channels: int = option(64, "channels of the layers next to full resolution",
+                                at_least=1)
+    max_channels: int = option(512, "cap on channels at low resolution", at_least=1)
+    lr: float = option(2e-4, "Adam learning rate (G and D)", above=0)
+    beta1: float = option(0.5, "Adam beta1", at_least=0, below=1)
+    beta2: float = option(0.999, "Adam beta2", at_least=0, below=1)
 
 
 class DCGAN(GANArchitecture):

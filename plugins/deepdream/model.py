@@ -39,9 +39,10 @@ GIF_MAX_SIDE = 512
 
 @dataclass
 class ClassifierConfig:
-    width: int = option(16, "channels of conv1 (doubling per block)")
-    blocks: int = option(5, "conv blocks (each after the first halves the resolution)")
-    lr: float = option(2e-3, "Adam learning rate")
+    width: int = option(16, "channels of conv1 (doubling per block)", at_least=1)
+    blocks: int = option(5, "conv blocks (each after the first halves the resolution)",
+                         at_least=1)
+    lr: float = option(2e-3, "Adam learning rate", above=0)
 
 
 @dataclass

@@ -116,14 +116,15 @@ class Critic(nn.Module):
 
 @dataclass
 class WGANGPConfig(EMAOptions):
-    latent_dim: int = option(128, "size of z")
-    dim: int = option(0, "base width; 0 = the paper's (128 at 32x32, 64 at 64x64)")
+    latent_dim: int = option(128, "size of z", at_least=1)
+    dim: int = option(0, "base width; 0 = the paper's (128 at 32x32, 64 at 64x64)",
+                      at_least=0)
     critic_norm: str = option("layer", "critic normalisation", choices=["layer", "none"])
-    n_critic: int = option(5, "critic updates per generator update")
-    gp_weight: float = option(10.0, "gradient penalty weight lambda")
-    lr: float = option(1e-4, "Adam learning rate")
-    beta1: float = option(0.0, "Adam beta1")
-    beta2: float = option(0.9, "Adam beta2")
+    n_critic: int = option(5, "critic updates per generator update", at_least=1)
+    gp_weight: float = option(10.0, "gradient penalty weight lambda", at_least=0)
+    lr: float = option(1e-4, "Adam learning rate", above=0)
+    beta1: float = option(0.0, "Adam beta1", at_least=0, below=1)
+    beta2: float = option(0.9, "Adam beta2", at_least=0, below=1)
 
 
 class WGANGP(GANArchitecture):
