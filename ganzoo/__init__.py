@@ -23,7 +23,7 @@ from ganzoo.importers import CheckpointImporter
 __version__ = "0.1.0"
 
 __all__ = ["Architecture", "CheckpointImporter", "DataSpec", "GanzooError", "create",
-           "hookimpl", "list_architectures", "load_checkpoint", "option"]
+           "hookimpl", "list_architectures", "load_checkpoint", "option", "train"]
 
 
 def list_architectures(pattern: str = "*") -> list[str]:
@@ -50,6 +50,23 @@ def make_config(cls: type[Architecture], values: dict):
     config = cls.Config(**values)
     check_config(config)
     return config
+
+
+def train(name: str, *, data: str | None = None, resume: str | None = None,
+          trust: bool = False, quiet: bool = True, **options):
+    """Train architecture ``name`` as ``ganzoo train NAME`` would and return the run
+    directory. ``options``: trainer options by TrainConfig's names (kimg, batch, resolution,
+    out, init, ...) and the architecture's own; ``resume``: latest | RUN | CKPT.
+
+    ``ganzoo.train("dcgan", data="shapes", resolution=32, kimg=1)``"""
+    from ganzoo.launch import make_trainer, request_for
+    from ganzoo.registry import get_registry
+    registry = get_registry()
+    cls = registry.architecture(name)
+    if data is not None:
+        options["data"] = data
+    request = request_for(cls, options, resume=resume, trust=trust)
+    return make_trainer(request, registry, quiet=quiet).run()
 
 
 def load_checkpoint(path, *, trust: bool = False, device: str | torch.device = "cpu"):

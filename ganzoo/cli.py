@@ -13,6 +13,7 @@ import os
 import sys
 import types
 import typing
+from typing import Any
 from pathlib import Path
 
 import click
@@ -34,7 +35,7 @@ from ganzoo import distributed
 from ganzoo.distributed import Rank, elastic_run, restarted_by_torchrun
 from ganzoo.errors import GanzooError
 from ganzoo.expand import ExpandOptions, expand, training_data
-from ganzoo.importers import IMPORTED_KEY
+from ganzoo.launch import TrainRequest, make_trainer, plan
 from ganzoo.experiment import SmallDataExperiment, SmallDataSetup
 from ganzoo.registry import Registry, get_registry
 from ganzoo.trainer import (SEED_LIMIT, ResumeState, Stop, Trainer, TrainConfig, pick_device,
@@ -58,15 +59,32 @@ def optional_inner(kind):
     return kind
 
 
-def config_options(config_cls: type) -> list[click.Option]:
-    """One click option per dataclass field, with its type, default and help."""
+def config_options(config_cls: type, defaults: Any = None,
+                   help_values: dict | None = None) -> list[click.Option]:
+    """One click option per dataclass field, with its type, default and help.
+
+    Field metadata (from :func:`ganzoo.option`): ``help``; ``choices``; ``metavar``;
+    ``aliases`` (more flag names); ``switch`` (a bool that is a plain on-switch, no --no-X).
+    ``defaults``: an instance whose values replace the fields' defaults (per architecture);
+    ``help_values`` fill ``{name}`` placeholders in the help texts."""
     hints = typing.get_type_hints(config_cls)
     options = []
     for f in dataclasses.fields(config_cls):
         flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else None
+        names = [flag, *f.metadata.get("aliases", ())]
+        if defaults is not None:
+            default = getattr(defaults, f.name)
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else None
         helptext = f.metadata.get("help", "")
+        if help_values:
+            helptext = helptext.format(**help_values)
         kind = optional_inner(hints[f.name])
+        extra = {"metavar": f.metadata["metavar"]} if "metavar" in f.metadata else {}
+        if kind is bool and f.metadata.get("switch"):
+            options.append(click.Option([*names, f.name], is_flag=True, default=default,
+                                        help=helptext))
+            continue
         if kind is bool:
             options.append(click.Option([f"{flag}/--no-{flag[2:]}", f.name], default=default,
                                         help=helptext, show_default=True))
@@ -74,8 +92,8 @@ def config_options(config_cls: type) -> list[click.Option]:
         choices = f.metadata.get("choices")
         ptype = click.Choice(choices) if choices else {int: click.INT, float: click.FLOAT}.get(
             kind, click.STRING)
-        options.append(click.Option([flag, f.name], type=ptype, default=default,
-                                    help=helptext, show_default=True))
+        options.append(click.Option([*names, f.name], type=ptype, default=default,
+                                    help=helptext, show_default=True, **extra))
     return options
 
 
@@ -289,12 +307,24 @@ def data_info_command(ctx, spec, resolution, channels, preview):
 
 # -- train ------------------------------------------------------------------------------------
 
-TRAINER_OPTIONS = {"data", "resolution", "channels", "kimg", "batch", "seed", "tick", "snap",
-                   "keep", "max_images", "xflip", "resize_filter", "out", "device", "workers",
-                   "metrics", "metrics_every", "metrics_extractor", "feature_weights",
-                   "metrics_fid_mode",
-                   "init", "freeze_d"}
-LAUNCH_OPTIONS = {"resume", "trust", "quiet", "gpus"}
+@dataclasses.dataclass
+class LaunchOptions:
+    """Options of `ganzoo train ARCH` that say how to start, not what to train."""
+
+    resume: str | None = ganzoo.option(None, "continue a run from its newest (or the given) "
+                                       "checkpoint", metavar="latest|RUN|CKPT")
+    trust: bool = ganzoo.option(False, "allow checkpoints that need pickle code execution",
+                                switch=True)
+    quiet: bool = ganzoo.option(False, "no progress line", switch=True, aliases=("-q",))
+    gpus: int = ganzoo.option(1, "train data-parallel in N processes on this machine, one per "
+                              "GPU (N CPU processes with --device cpu); --batch stays the "
+                              "global minibatch. Several machines: torchrun -m ganzoo train "
+                              "...", metavar="N")
+
+
+# The names no architecture option may take.
+TRAINER_OPTIONS = {f.name for f in dataclasses.fields(TrainConfig)}
+LAUNCH_OPTIONS = {f.name for f in dataclasses.fields(LaunchOptions)}
 
 
 class TrainGroup(click.Group):
@@ -330,71 +360,12 @@ def make_train_command(cls: type[Architecture], reg: Registry) -> click.Command:
     if clash:
         raise GanzooError(f"architecture {cls.name}: Config field(s) {', '.join(sorted(clash))}"
                           " collide with trainer options")
-    defaults = TrainConfig(data="", kimg=cls.default_kimg)
+    defaults = TrainConfig(data=None, kimg=cls.default_kimg)
     # None reaches the trainer, which asks the model (its options may decide: --cfg).
     batch_default = cls.default_batch if cls.preferred_batch is Architecture.preferred_batch \
         else "from the architecture's options"
-    common = [
-        click.Option(["--data"], metavar="SPEC", help="image folder or data set name "
-                     "(see `ganzoo list`); required unless --resume"),
-        click.Option(["--resolution"], type=int, default=defaults.resolution, show_default=True,
-                     help="training resolution (images are centre-cropped and resized)"),
-        click.Option(["--channels"], type=int, default=defaults.channels, show_default=True,
-                     help="3 for RGB, 1 for greyscale"),
-        click.Option(["--kimg"], type=float, default=defaults.kimg, show_default=True,
-                     help="train until this many thousand real images were shown"),
-        click.Option(["--batch"], type=int, default=None,
-                     help=f"images per minibatch  [default: {batch_default}]"),
-        click.Option(["--seed"], type=int, default=defaults.seed, show_default=True),
-        click.Option(["--tick"], type=float, default=defaults.tick, show_default=True,
-                     help="kimg between progress/stats lines"),
-        click.Option(["--snap"], type=float, default=None,
-                     help="kimg between sample grids and checkpoints [default: kimg/10]"),
-        click.Option(["--keep"], type=int, default=defaults.keep, show_default=True,
-                     help="how many checkpoints to keep"),
-        click.Option(["--max-images"], type=int, default=None,
-                     help="use only the first N images"),
-        click.Option(["--xflip", "--mirror"], is_flag=True, default=defaults.xflip,
-                     help="also train on mirror images (doubles the set, as stylegan2-ada's "
-                     "--mirror)"),
-        click.Option(["--resize-filter"], type=click.Choice(list(RESIZE_FILTERS)),
-                     default=defaults.resize_filter, show_default=True,
-                     help="filter that resizes images when they are prepared"),
-        click.Option(["--out"], default=defaults.out, show_default=True,
-                     help="directory that holds run directories"),
-        click.Option(["--device"], default=defaults.device, show_default=True,
-                     help="auto, cpu, cuda or cuda:N"),
-        click.Option(["--workers"], type=int, default=defaults.workers, show_default=True,
-                     help="DataLoader worker processes"),
-        click.Option(["--metrics"], default=defaults.metrics, metavar="LIST",
-                     help="score at snapshots, e.g. fid2k,kid (see `ganzoo eval --help`); "
-                     "written to stats.jsonl"),
-        click.Option(["--metrics-every"], type=float, default=None, metavar="KIMG",
-                     help="kimg between metric rounds [default: every snapshot]"),
-        click.Option(["--metrics-extractor"], default=defaults.metrics_extractor,
-                     show_default=True, metavar="inception|domain[:SPEC]|NAME",
-                     help="feature network for --metrics"),
-        click.Option(["--feature-weights"], metavar="PATH",
-                     help="Inception weights file for --metrics (offline machines)"),
-        click.Option(["--metrics-fid-mode"], metavar="legacy-tf|pytorch-fid|clean",
-                     help="Inception preprocessing for --metrics (see `ganzoo eval --help`) "
-                     "[default: legacy-tf]"),
-        click.Option(["--init"], metavar="RUN|CKPT",
-                     help="start from another run's network weights (transfer learning; "
-                     "optimisers fresh, its architecture options kept)"),
-        click.Option(["--freeze-d"], type=int, default=0, show_default=True, metavar="N",
-                     help="keep the first N discriminator blocks (from the image side) "
-                     "unchanged (FreezeD; with --init)"),
-        click.Option(["--resume"], metavar="latest|RUN|CKPT",
-                     help="continue a run from its newest (or the given) checkpoint"),
-        click.Option(["--trust"], is_flag=True,
-                     help="allow checkpoints that need pickle code execution"),
-        click.Option(["--quiet", "-q"], is_flag=True, help="no progress line"),
-        click.Option(["--gpus"], type=int, default=1, show_default=True, metavar="N",
-                     help="train data-parallel in N processes on this machine, one per GPU "
-                     "(N CPU processes with --device cpu); --batch stays the global "
-                     "minibatch. Several machines: torchrun -m ganzoo train ..."),
-    ]
+    common = (config_options(TrainConfig, defaults, {"batch_default": batch_default})
+              + config_options(LaunchOptions))
 
     def callback(**params):
         ctx = click.get_current_context()
@@ -410,7 +381,6 @@ def run_train(cls: type[Architecture], reg: Registry, params: dict, ctx: click.C
     given = {k for k in params
              if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
     arch_fields = {f.name for f in dataclasses.fields(cls.Config)}
-    plugin = reg.architectures()[cls.name].plugin
     quiet = params.pop("quiet")
     trust = params.pop("trust")
     resume_ref = params.pop("resume")
@@ -425,47 +395,14 @@ def run_train(cls: type[Architecture], reg: Registry, params: dict, ctx: click.C
         if not resume_ref and restarted_by_torchrun():
             resume_ref = resume_after_restart(ranks, Path(params["out"]))
             restarted = resume_ref is not None
-    arch_values = {k: params[k] for k in arch_fields}
-    train_values = {k: params[k] for k in TRAINER_OPTIONS}
-    resume, run_dir = None, None
-    if resume_ref:
-        path = resume_checkpoint(resume_ref, Path(train_values["out"]), cls.name)
-        data = read_checkpoint(path, trust=trust, registry=reg)
-        if data["architecture"] != cls.name:
-            raise GanzooError(f"checkpoint {path} is from architecture "
-                              f"'{data['architecture']}', not '{cls.name}'")
-        data = cls.upgrade_checkpoint(data)
-        if IMPORTED_KEY in data:
-            train_values, arch_values = resume_imported(data, train_values, arch_values, given)
-        else:
-            run_dir = run_of_checkpoint(path)
-            # A checkpoint outside a run directory starts a new one: under --out when given.
-            changeable = {"kimg", "device", "workers"} | ({"out"} if run_dir is None else set())
-            ignored = sorted(k for k in given - changeable
-                             if k in arch_values or k in train_values)
-            if ignored and ranks.is_main and not restarted:
-                where = f" (the run continues in {run_dir})" if "out" in ignored else ""
-                click.echo("warning: on --resume the run's saved options are used; ignoring "
-                           + ", ".join("--" + k.replace("_", "-") for k in ignored) + where,
-                           err=True)
-            train_values = {**data["train"], **{k: train_values[k] for k in changeable
-                                                if k in given}}
-            arch_values = data["config"]
-        resume = ResumeState(path, data)     # an imported one: in a new run directory
-    elif not train_values["data"]:
-        raise GanzooError(f"ganzoo train {cls.name}: --data SPEC is required "
-                          "(try --data shapes; `ganzoo list` shows data sets)")
-    init = None
-    if train_values["init"] and not resume:
-        init = read_init(cls, train_values["init"], Path(train_values["out"]), trust)
-        # Its architecture options, less those given here (a fine-tuning lr, say).
-        arch_values = {**init.data["config"],
-                       **{k: v for k, v in arch_values.items() if k in given}}
-    config = TrainConfig(**train_values)
+    request = TrainRequest(cls, {k: params[k] for k in TRAINER_OPTIONS},
+                           {k: params[k] for k in arch_fields}, given, resume_ref, trust)
+    prepared = plan(request, reg)
+    if ranks.is_main and not restarted:
+        for warning in prepared.warnings:
+            click.echo(f"warning: {warning}", err=True)
     try:
-        trainer = Trainer(cls, make_config(cls, arch_values), config, reg, resume=resume,
-                          init=init, run_dir=run_dir, quiet=quiet,
-                          plugin=(plugin.name, plugin.version))
+        trainer = make_trainer(request, reg, quiet=quiet, plan_=prepared)
         trainer.run()
         code = 0
     except Stop as stop:
@@ -477,33 +414,6 @@ def run_train(cls: type[Architecture], reg: Registry, params: dict, ctx: click.C
         raise
     distributed.stop(wait=True)
     return code
-
-
-def resume_imported(data: dict, train_values: dict, arch_values: dict, given: set
-                    ) -> tuple[dict, dict]:
-    """Options of a resume from another project's snapshot (``--resume
-    network-snapshot-NNNNNN.pkl``): it holds the networks, kimg and ADA's p, but no trainer
-    options, so they come from this command line (--data is required); its architecture
-    options, less those given here."""
-    if not train_values["data"]:
-        raise GanzooError(f"--resume {data[IMPORTED_KEY]['source']}: an imported network "
-                          "carries no trainer options; give --data (and --batch, --kimg...)")
-    return train_values, {**data["config"], **{k: v for k, v in arch_values.items()
-                                               if k in given}}
-
-
-def resume_checkpoint(ref: str, out: Path, arch: str) -> Path:
-    """The checkpoint ``--resume REF`` continues. ``latest`` means the newest run of ``arch``:
-    when that one stopped before its first checkpoint, falling back to an older run would
-    silently extend a finished run instead, so it is an error."""
-    if ref == "latest":
-        runs = [r for r in list_runs(out) if run_architecture(r) == arch
-                or (run_architecture(r) is None and r.name[6:].startswith(arch + "-"))]
-        if runs and not checkpoints_of(runs[-1]):
-            raise GanzooError(f"--resume latest: the newest {arch} run, {runs[-1]}, has no "
-                              "checkpoint (it stopped before its first --snap); start a new "
-                              "run, or name an older run to resume it")
-    return resolve_checkpoint(ref, out, arch=arch)
 
 
 def resume_after_restart(ranks: Rank, out: Path) -> str | None:

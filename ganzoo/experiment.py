@@ -25,7 +25,6 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ganzoo import make_config
 from ganzoo.checkpoint import checkpoints_of, load_model
 from ganzoo.data import PrepareOptions, resolve_data
 from ganzoo.data.source import ImageSet
@@ -33,7 +32,7 @@ from ganzoo.data.zipset import write_zip
 from ganzoo.errors import GanzooError
 from ganzoo.expand import ExpandOptions, expand
 from ganzoo.metrics.evaluate import Evaluator, parse_metrics
-from ganzoo.trainer import Trainer, TrainConfig, read_init
+from ganzoo.launch import make_trainer, request_for
 
 FID = "fid2k"
 
@@ -91,17 +90,11 @@ class SmallDataExperiment:
         self.log(f"[{name}] training {self.setup.arch} on {data} for {kimg:g} kimg")
         out = self.root / "runs" / name
         shutil.rmtree(out, ignore_errors=True)
-        config = TrainConfig(data=data, resolution=self.setup.resolution, kimg=kimg,
-                             batch=self.setup.batch, seed=self.setup.seed, tick=kimg / 4,
-                             snap=kimg, keep=1, out=str(out), device=self.setup.device,
-                             init=init, freeze_d=freeze_d)
-        initial = None
-        arch_config = self.arch_cls.Config()
-        if init is not None:
-            initial = read_init(self.arch_cls, init, out)
-            arch_config = make_config(self.arch_cls, initial.data["config"])
-        trainer = Trainer(self.arch_cls, arch_config, config, self.registry, init=initial,
-                          quiet=True)
+        options = dict(data=data, resolution=self.setup.resolution, kimg=kimg,
+                       batch=self.setup.batch, seed=self.setup.seed, tick=kimg / 4, snap=kimg,
+                       keep=1, out=str(out), device=self.setup.device, init=init,
+                       freeze_d=freeze_d)
+        trainer = make_trainer(request_for(self.arch_cls, options), self.registry, quiet=True)
         return trainer.run()
 
     def run(self) -> list[ArmResult]:

@@ -23,7 +23,7 @@ import torch
 
 import ganzoo
 from ganzoo import distributed
-from ganzoo.architecture import Architecture, DataSpec, forked_rng
+from ganzoo.architecture import Architecture, DataSpec, forked_rng, option
 from ganzoo.atomic import FULL, atomic_write_text, disk_full_message
 from ganzoo.checkpoint import (Progress, checkpoint_path, checkpoints_of, load_state,
                                new_run_dir, prune_checkpoints, read_checkpoint,
@@ -57,30 +57,49 @@ STATS_READ_EVERY = 16  # steps between reads of logged values left on a GPU (_re
 
 @dataclass
 class TrainConfig:
-    """Options shared by every architecture (architecture options live in its Config)."""
+    """Options shared by every architecture (architecture options live in its Config).
 
-    data: str
-    resolution: int = 64
-    channels: int = 3
-    kimg: float = 1000.0
-    batch: int | None = None   # None = the architecture's preferred_batch()
-    seed: int = 0
-    tick: float = 1.0          # kimg between stats lines
-    snap: float | None = None  # kimg between grids + checkpoints; None = kimg / 10, <= 200
-    keep: int = 3              # checkpoints kept
-    max_images: int | None = None
-    xflip: bool = False        # also train on mirror images (stylegan2-ada's --mirror)
-    resize_filter: str = "lanczos"   # how images are resized when prepared
-    out: str = "runs"
-    device: str = "auto"
-    workers: int = 0
-    metrics: str = ""          # e.g. "fid2k,kid": computed at snapshots (ganzoo.metrics)
-    metrics_every: float | None = None   # kimg between metric rounds; None = every snapshot
-    metrics_extractor: str = "inception"
-    feature_weights: str | None = None   # Inception weights file (offline)
-    metrics_fid_mode: str | None = None  # Inception preprocessing (None: legacy-tf)
-    init: str | None = None    # --init: the checkpoint whose weights a new run starts from
-    freeze_d: int = 0          # --freeze-d: D's first N blocks keep their weights
+    Declared once: each field's option() metadata becomes its `ganzoo train ARCH` option
+    (cli.config_options), and the names are the reserved ones no architecture option may take.
+    """
+
+    data: str | None = option(None, "image folder or data set name (see `ganzoo list`); "
+                              "required unless --resume", metavar="SPEC")
+    resolution: int = option(64, "training resolution (images are centre-cropped and "
+                             "resized)")
+    channels: int = option(3, "3 for RGB, 1 for greyscale")
+    kimg: float = option(1000.0, "train until this many thousand real images were shown")
+    batch: int | None = option(None, "images per minibatch  [default: {batch_default}]")
+    seed: int = option(0, "seed of the weights' initialisation, the data order and every "
+                       "random draw of training")
+    tick: float = option(1.0, "kimg between progress/stats lines")
+    snap: float | None = option(None, "kimg between sample grids and checkpoints "
+                                "[default: kimg/10, at most 200]")
+    keep: int = option(3, "how many checkpoints to keep")
+    max_images: int | None = option(None, "use only the first N images")
+    xflip: bool = option(False, "also train on mirror images (doubles the set, as "
+                         "stylegan2-ada's --mirror)", switch=True, aliases=("--mirror",))
+    resize_filter: str = option("lanczos", "filter that resizes images when they are "
+                                "prepared", choices=list(RESIZE_FILTERS))
+    out: str = option("runs", "directory that holds run directories")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    workers: int = option(0, "DataLoader worker processes")
+    metrics: str = option("", "score at snapshots, e.g. fid2k,kid (see `ganzoo eval "
+                          "--help`); written to stats.jsonl", metavar="LIST")
+    metrics_every: float | None = option(None, "kimg between metric rounds [default: every "
+                                         "snapshot]", metavar="KIMG")
+    metrics_extractor: str = option("inception", "feature network for --metrics",
+                                    metavar="inception|domain[:SPEC]|NAME")
+    feature_weights: str | None = option(None, "Inception weights file for --metrics "
+                                         "(offline machines)", metavar="PATH")
+    metrics_fid_mode: str | None = option(None, "Inception preprocessing for --metrics (see "
+                                          "`ganzoo eval --help`) [default: legacy-tf]",
+                                          metavar="legacy-tf|pytorch-fid|clean")
+    init: str | None = option(None, "start from another run's network weights (transfer "
+                              "learning; optimisers fresh, its architecture options kept)",
+                              metavar="RUN|CKPT")
+    freeze_d: int = option(0, "keep the first N discriminator blocks (from the image side) "
+                           "unchanged (FreezeD; with --init)", metavar="N")
 
     def __post_init__(self):
         checks = [(self.kimg > 0 and math.isfinite(self.kimg), f"--kimg must be > 0, got {self.kimg:g}"),
