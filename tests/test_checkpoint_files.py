@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -85,3 +86,26 @@ def test_init_from_a_checkpoint_without_weights_is_refused(cli, checkpoint, tmp_
     line = one_error_line(result)
     assert "no network weights" in line
     assert not any((tmp_path / "runs").glob("*/checkpoints/*.pt"))
+
+
+# -- a checkpoint written by main at 273fae7 (before issues 17-21) ------------------------------
+
+OLD_MAIN = Path(__file__).parent / "fixtures" / "main-273fae7"
+
+
+def test_a_checkpoint_of_an_earlier_main_loads_and_generates_the_same():
+    from ganzoo.checkpoint import load_model
+    model = load_model(OLD_MAIN / "dcgan-ckpt-0000000064.pt").model
+    expected = torch.load(OLD_MAIN / "dcgan-expected.pt", weights_only=True)
+    assert torch.equal(model.generate(2, seed=7), expected["seed7"])
+
+
+def test_a_checkpoint_of_an_earlier_main_resumes(cli, tmp_path):
+    from ganzoo.checkpoint import checkpoints_of, list_runs, read_checkpoint
+    path = tmp_path / "ckpt-0000000064.pt"
+    shutil.copy(OLD_MAIN / "dcgan-ckpt-0000000064.pt", path)
+    result = cli("train", "dcgan", "--resume", str(path), "--kimg", "0.096",
+                 "--out", str(tmp_path / "runs"), "-q")
+    assert result.code == 0, result.err
+    last = checkpoints_of(list_runs(tmp_path / "runs")[-1])[-1]
+    assert read_checkpoint(last)["progress"]["images"] == 96
