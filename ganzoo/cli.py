@@ -19,14 +19,12 @@ from pathlib import Path
 import click
 import torch
 
-import ganzoo
-from ganzoo import make_config
-from ganzoo.architecture import Architecture, GenerateRequest, check_config
 import numpy as np
 
+import ganzoo
+from ganzoo.architecture import Architecture, GenerateRequest, check_config
 from ganzoo.atomic import FULL, disk_full_message
-from ganzoo.checkpoint import (checkpoints_of, list_runs, load_model, read_checkpoint,
-                               resolve_checkpoint, run_architecture, run_of_checkpoint)
+from ganzoo.checkpoint import load_model, read_checkpoint, resolve_checkpoint
 from ganzoo.data import (DatasetSource, ImageSet, PrepareOptions, find_source, resolve_data,
                          unknown_data)
 from ganzoo.data.prepare import RESIZE_FILTERS, check_options
@@ -35,11 +33,10 @@ from ganzoo import distributed
 from ganzoo.distributed import Rank, elastic_run, restarted_by_torchrun
 from ganzoo.errors import GanzooError
 from ganzoo.expand import ExpandOptions, expand, training_data
-from ganzoo.launch import TrainRequest, make_trainer, plan
 from ganzoo.experiment import SmallDataExperiment, SmallDataSetup
+from ganzoo.launch import TrainRequest, make_trainer, plan
 from ganzoo.registry import Registry, get_registry
-from ganzoo.trainer import (SEED_LIMIT, ResumeState, Stop, Trainer, TrainConfig, pick_device,
-                            read_init)
+from ganzoo.trainer import SEED_LIMIT, Stop, TrainConfig, pick_device
 from ganzoo.viz import grid_image, save_image
 
 

@@ -8,9 +8,7 @@ writes to the run directory.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import math
 import signal
 import sys
@@ -24,22 +22,24 @@ import torch
 import ganzoo
 from ganzoo import distributed
 from ganzoo.architecture import Architecture, DataSpec, forked_rng, option
-from ganzoo.atomic import FULL, atomic_write_text, disk_full_message
-from ganzoo.checkpoint import (Progress, checkpoint_path, checkpoints_of, load_state,
-                               new_run_dir, prune_checkpoints, read_checkpoint,
-                               remove_stale_temp_files, resolve_checkpoint, restore_rng,
-                               save_checkpoint)
+from ganzoo.checkpoint import (Progress, checkpoint_path, load_state, new_run_dir,
+                               prune_checkpoints, read_checkpoint, resolve_checkpoint,
+                               restore_rng, save_checkpoint)
 from ganzoo.data import PrepareOptions, resolve_data
 from ganzoo.data.loader import BatchOrder, ImageSetDataset, make_loader
 from ganzoo.data.prepare import RESIZE_FILTERS
 from ganzoo.data.source import ImageSet
 from ganzoo.distributed import GradientAverager, Rank
-from ganzoo.errors import DiskFull, GanzooError
+from ganzoo.errors import GanzooError
 from ganzoo.importers import IMPORTED_KEY
 from ganzoo.progress import ProgressLine
+from ganzoo.run_dir import RunDirectory
 from ganzoo.runlock import RunLock
+from ganzoo.snapshots import Metrics, Report, SampleGrids, SnapshotCallback
+from ganzoo.stop_signals import StopSignals
+from ganzoo.tick_stats import TickStats
 from ganzoo.transfer import FrozenParameters, frozen_parameters, transfer_weights
-from ganzoo.viz import ProgressGif, grid_image, grid_side, save_image
+from ganzoo.viz import grid_image, grid_side
 
 SAMPLE_SEED = 1234   # fixed latents for sample grids, so grids are comparable over time
 
@@ -52,7 +52,7 @@ MAX_BATCH = 8192
 MAX_RESOLUTION = 4096
 SEED_LIMIT = 2 ** 64
 DEVICES = "auto, cpu, cuda or cuda:N"
-STATS_READ_EVERY = 16  # steps between reads of logged values left on a GPU (_read_pending_stats)
+STATS_READ_EVERY = 16  # steps between reads of logged values left on a GPU (tick_stats.py)
 
 
 @dataclass
@@ -209,23 +209,61 @@ class Stop(Exception):
 
 
 class Trainer:
-    """Builds (or resumes) a run and trains it to ``config.kimg``."""
+    """Builds (or resumes) a run and trains it to ``config.kimg``.
+
+    The parts, each in its own module: the run directory's files (run_dir.RunDirectory), the
+    tick's logged values (tick_stats.TickStats), what a snapshot does besides the checkpoint
+    (snapshots: sample grids and GIF, metrics, report), and the stop signals
+    (stop_signals.StopSignals). __init__ runs the setup steps below in their order.
+    """
 
     def __init__(self, arch_cls: type[Architecture], arch_config, config: TrainConfig,
                  registry, *, resume: ResumeState | None = None,
                  init: ResumeState | None = None, run_dir: Path | None = None,
                  quiet: bool = False, plugin: tuple[str, str] = ("?", "?")):
         self.config = config
+        self.plugin_name, self.plugin_version = plugin
+        self.signals = StopSignals()
+        self._setup_device()
+        self._load_data(arch_cls, registry)
+        self._build_model(arch_cls, arch_config)                # seeded by --seed
+        self._start_from(resume, init)                          # weights, progress, RNG
+        self.frozen = FrozenParameters(frozen_parameters(self.arch, config.freeze_d),
+                                       self.arch.optimizers())
+        if self.ranks.distributed:
+            self._start_ranks()
+        self._open_run_dir(run_dir, quiet)
+        self._make_loader()
+        self.stats = TickStats(1 if self.device.type == "cpu" else STATS_READ_EVERY,
+                               self._non_finite)
+        self._tick_images = self.progress.images
+        self._last_sec_per_kimg: float | None = None
+        self._tick_start = time.monotonic()
+        if self.is_main:
+            self.lock.acquire()        # before anything in the run directory is touched
+            self._prepare_run_dir(resumed=resume is not None)
+            self._write_network_summary()
+        self.gradient_averager = None
+        if self.ranks.distributed:     # after the summary: rank 0 alone runs its passes
+            self._average_gradients()
+        self.callbacks = self._snapshot_callbacks(registry, resumed=resume is not None)
+        self._tick_start = time.monotonic()     # setup is not training time
+
+    # -- setup steps, in order -----------------------------------------------------------------
+
+    def _setup_device(self) -> None:
         self.ranks = Rank.from_env()
         self.rank, self.world_size = self.ranks.rank, self.ranks.world_size
         self.is_main = self.ranks.is_main
-        self.device = distributed.start(self.ranks, pick_device(config.device))
+        self.device = distributed.start(self.ranks, pick_device(self.config.device))
         if self.device.type == "cuda":
             # Training shapes never change, so cuDNN's per-shape algorithm search pays off:
             # without it its heuristics chose legacy kernels taking ~7 ms per call for some of
             # stylegan2-ada's fp16 convolutions on an H100 (a fifth of the GPU time).
             torch.backends.cudnn.benchmark = True
-        self.plugin_name, self.plugin_version = plugin
+
+    def _load_data(self, arch_cls: type[Architecture], registry) -> None:
+        config = self.config
         arch_cls.check_resolution(config.resolution)     # before preparing data at that size
         self.data: ImageSet = resolve_data(
             config.data, PrepareOptions(config.resolution, config.channels, config.max_images,
@@ -237,64 +275,20 @@ class Trainer:
             what = "is conditional" if arch_cls.conditional else "trains on labels"
             raise GanzooError(f"{arch_cls.name} {what} but --data {config.data} has "
                               "no labels (use class subfolders or a labelled data set)")
-        torch.manual_seed(config.seed)
+
+    def _build_model(self, arch_cls: type[Architecture], arch_config) -> None:
+        torch.manual_seed(self.config.seed)
         self.arch = arch_cls(arch_config, self.spec, self.device)
-        if config.batch is None:     # resolved before config.json and checkpoints record it
-            config.batch = self.arch.preferred_batch()
+        if self.config.batch is None:     # resolved before config.json and checkpoints record it
+            self.config.batch = self.arch.preferred_batch()
+        self.step_images = self.config.batch * self.arch.batches_per_step
+
+    def _start_from(self, resume: ResumeState | None, init: ResumeState | None) -> None:
         self.progress = Progress()
         if resume is not None:
             self._restore(resume)
         elif init is not None:
             self._init_from(init)
-        self.frozen = FrozenParameters(frozen_parameters(self.arch, config.freeze_d),
-                                       self.arch.optimizers())
-        if self.ranks.distributed:
-            self._start_ranks()
-        if run_dir is None and self.is_main:
-            run_dir = new_run_dir(Path(config.out), arch_cls.name, self.data.name)
-        self.run_dir = distributed.broadcast_object(run_dir)
-        self.view = ProgressLine(config.kimg, quiet=quiet or not self.is_main)
-        self.stop_signal: int | None = None
-        self._signal_during_save: int | None = None
-        self.step_images = config.batch * self.arch.batches_per_step
-        dataset = ImageSetDataset(self.data, xflip=config.xflip)
-        self.loader_iter = iter(make_loader(
-            dataset, BatchOrder(len(dataset), self.step_images, config.seed,
-                                start=self.progress.images, rank=self.rank,
-                                world_size=self.world_size),
-            workers=config.workers, pin_memory=self.device.type == "cuda"))
-        n = grid_side(self.spec.resolution)
-        # Conditional models: one class per column, as the cGAN report laid them out.
-        self.grid_cols = self.spec.num_classes if self.arch.conditional else n
-        self.grid_count = n * self.grid_cols
-        self._tick_sums: dict[str, float] = {}
-        self._tick_steps = 0
-        self._pending: dict[str, torch.Tensor] = {}   # device sums of tensor stats, unread
-        # Reading a CPU tensor costs nothing: every step there, so the progress line is live.
-        self.stats_read_every = 1 if self.device.type == "cpu" else STATS_READ_EVERY
-        self._pending_from = 0                         # the first step they cover
-        self._tick_start = time.monotonic()
-        self._tick_images = self.progress.images
-        self._last_sec_per_kimg: float | None = None
-        self.gif = ProgressGif()
-        self.lock = RunLock(self.run_dir)
-        if self.is_main:
-            self.lock.acquire()        # before anything in the run directory is touched
-            self._prepare_run_dir(resumed=resume is not None)
-            self._write_network_summary()
-            self._tick_start = time.monotonic()     # the summary's passes are not training
-        self.gradient_averager = None
-        if self.ranks.distributed:     # after the summary: rank 0 alone runs its passes
-            for net in self.arch.networks():
-                distributed.convert_batchnorm(net)
-            # Registered after --freeze-d's hooks, which run first: frozen gradients are
-            # dropped on every rank before the average (they stay None everywhere).
-            self.gradient_averager = GradientAverager(self.arch.optimizers())
-        self.metrics = None      # --metrics: scored at snapshots (ganzoo/metrics/training.py)
-        if config.metrics:
-            self._setup_metrics(registry)
-
-    # -- setup ---------------------------------------------------------------------------------
 
     def _restore(self, resume: ResumeState) -> None:
         data = resume.data
@@ -309,16 +303,13 @@ class Trainer:
         if "rng" in data:
             restore_rng(data["rng"])
 
-    def _setup_metrics(self, registry) -> None:
-        from ganzoo.metrics.training import TrainingMetrics
+    def _init_from(self, init: ResumeState) -> None:
+        done = transfer_weights(self.arch, init.data, init.checkpoint)
         if self.is_main:
-            self.metrics = TrainingMetrics(self, registry)
-        # Other ranks build theirs from what rank 0 just built and cached (feature network,
-        # reference statistics), instead of all computing them at once.
-        distributed.barrier()
-        if not self.is_main:
-            self.metrics = TrainingMetrics(self, registry)
-        self._tick_start = time.monotonic()     # its setup is not training time
+            fresh = (f"; new classes, so these start fresh: {', '.join(done.reinitialised)}"
+                     if done.reinitialised else "")
+            print(f"--init: {done.copied} weight tensors from {init.checkpoint}, optimisers "
+                  f"fresh{fresh}", file=sys.stderr)
 
     def _start_ranks(self) -> None:
         """Distributed setup: every rank starts from rank 0's weights, and draws its own
@@ -330,17 +321,27 @@ class Trainer:
         torch.manual_seed(distributed.rank_seed(self.config.seed, self.rank,
                                                 self.progress.images))
 
-    def _init_from(self, init: ResumeState) -> None:
-        done = transfer_weights(self.arch, init.data, init.checkpoint)
-        if self.is_main:
-            fresh = (f"; new classes, so these start fresh: {', '.join(done.reinitialised)}"
-                     if done.reinitialised else "")
-            print(f"--init: {done.copied} weight tensors from {init.checkpoint}, optimisers "
-                  f"fresh{fresh}", file=sys.stderr)
+    def _open_run_dir(self, run_dir: Path | None, quiet: bool) -> None:
+        if run_dir is None and self.is_main:
+            run_dir = new_run_dir(Path(self.config.out), self.arch.name, self.data.name)
+        self.run_dir = distributed.broadcast_object(run_dir)
+        self.files = RunDirectory(self.run_dir)
+        self.lock = RunLock(self.run_dir)
+        self.view = ProgressLine(self.config.kimg, quiet=quiet or not self.is_main)
+        n = grid_side(self.spec.resolution)
+        # Conditional models: one class per column, as the cGAN report laid them out.
+        self.grid_cols = self.spec.num_classes if self.arch.conditional else n
+        self.grid_count = n * self.grid_cols
+
+    def _make_loader(self) -> None:
+        dataset = ImageSetDataset(self.data, xflip=self.config.xflip)
+        self.loader_iter = iter(make_loader(
+            dataset, BatchOrder(len(dataset), self.step_images, self.config.seed,
+                                start=self.progress.images, rank=self.rank,
+                                world_size=self.world_size),
+            workers=self.config.workers, pin_memory=self.device.type == "cuda"))
 
     def _prepare_run_dir(self, resumed: bool) -> None:
-        (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
-        remove_stale_temp_files(self.run_dir)
         config = {"architecture": self.arch.name, "plugin": self.plugin_name,
                   "plugin_version": self.plugin_version, "ganzoo_version": ganzoo.__version__,
                   "torch_version": torch.__version__,
@@ -349,14 +350,12 @@ class Trainer:
                   "data": {"name": self.data.name, "images": len(self.data)},
                   "command": sys.argv, "processes": self.world_size,
                   "job": distributed.job_id()}   # a torchrun restart finds its run by this
-        atomic_write_text(self.run_dir / "config.json", json.dumps(config, indent=2) + "\n")
+        self.files.prepare(config)
         if resumed:
-            self._truncate_stats()
-            self._drop_later_grids()
-            self.gif.add_files(sorted((self.run_dir / "samples").glob("fakes*.png")))
+            self.files.rewind(self.progress.kimg)
         else:
-            save_image(grid_image(self._grid_reals(), self.grid_cols, col_titles=self._titles()),
-                       self.run_dir / "samples" / "reals.png")
+            self.files.save_reals(grid_image(self._grid_reals(), self.grid_cols,
+                                             col_titles=self.grid_titles()))
 
     def _write_network_summary(self) -> None:
         """network.txt, and the same table on the console, for architectures that give one.
@@ -365,10 +364,31 @@ class Trainer:
         with forked_rng(self.device):
             text = self.arch.network_summary(self.config.batch)
         if text:
-            atomic_write_text(self.run_dir / "network.txt", text.rstrip("\n") + "\n")
+            self.files.write_network_summary(text)
             self.view.message(text.rstrip("\n"))
 
-    def _titles(self) -> tuple[str, ...]:
+    def _average_gradients(self) -> None:
+        for net in self.arch.networks():
+            distributed.convert_batchnorm(net)
+        # Registered after --freeze-d's hooks, which run first: frozen gradients are
+        # dropped on every rank before the average (they stay None everywhere).
+        self.gradient_averager = GradientAverager(self.arch.optimizers())
+
+    def _snapshot_callbacks(self, registry, resumed: bool) -> list[SnapshotCallback]:
+        callbacks: list[SnapshotCallback] = [SampleGrids(self.files, resumed)]
+        if self.config.metrics:
+            callbacks.append(Metrics(self._training_metrics(registry)))
+        return callbacks + [Report()]
+
+    def _training_metrics(self, registry):
+        from ganzoo.metrics.training import TrainingMetrics
+        metrics = TrainingMetrics(self, registry) if self.is_main else None
+        # Other ranks build theirs from what rank 0 just built and cached (feature network,
+        # reference statistics), instead of all computing them at once.
+        distributed.barrier()
+        return metrics if self.is_main else TrainingMetrics(self, registry)
+
+    def grid_titles(self) -> tuple[str, ...]:
         return self.spec.class_names if self.arch.conditional else ()
 
     def _grid_reals(self):
@@ -381,31 +401,21 @@ class Trainer:
                  for c in range(self.grid_cols) if len(by_class[c])]
         return self.data.images[order]
 
-    def _truncate_stats(self) -> None:
-        """Drop stats lines written after the checkpoint we resume from."""
-        path = self.run_dir / "stats.jsonl"
-        if not path.exists():
-            return
-        keep = []
-        for line in path.read_text().splitlines():
-            try:
-                if json.loads(line)["kimg"] <= self.progress.kimg + 1e-9:
-                    keep.append(line)
-            except (ValueError, KeyError):
-                pass  # a half-written last line from a killed process
-        atomic_write_text(path, "".join(line + "\n" for line in keep))
-
-    def _drop_later_grids(self) -> None:
-        """Grids written after the checkpoint we resume from will be drawn again."""
-        for grid in (self.run_dir / "samples").glob("fakes*.png"):
-            try:
-                kimg = float(grid.stem.removeprefix("fakes"))
-            except ValueError:
-                continue
-            if kimg > self.progress.kimg + 1e-9:
-                grid.unlink()
-
     # -- the loop ------------------------------------------------------------------------------
+
+    @property
+    def stats_read_every(self) -> int:
+        """Steps between reads of logged values left on the device (1 on CPU)."""
+        return self.stats.read_every
+
+    @stats_read_every.setter
+    def stats_read_every(self, steps: int) -> None:
+        self.stats.read_every = steps
+
+    @property
+    def stop_signal(self) -> int | None:
+        """The signal that asked this run to stop, if one did."""
+        return self.signals.requested
 
     def run(self) -> Path:
         """Train to ``config.kimg`` images; returns the run directory. On SIGINT/SIGTERM it
@@ -414,11 +424,8 @@ class Trainer:
         self.view.message(f"training {self.arch.name} on {self.data.name} "
                           f"({len(self.data)} images, {self.spec.resolution}px) -> {self.run_dir}")
         try:
-            previous = self._install_signal_handlers()
-            try:
+            with self.signals.watching():
                 self.advance(total)
-            finally:
-                self._restore_signal_handlers(previous)
             if self.stop_signal is not None:
                 path = self.save()
                 raise Stop(f"stopped by {signal.Signals(self.stop_signal).name} at kimg "
@@ -457,39 +464,14 @@ class Trainer:
         else:
             stats = self.arch.train_step(reals, labels)
         self.progress.step += 1
-        for k, v in stats.items():
-            if isinstance(v, torch.Tensor):      # summed where it lives, read in batches
-                if not self._pending:
-                    self._pending_from = self.progress.step
-                self._pending[k] = self._pending.get(k, 0) + v.detach().float()
-            else:
-                self._add_stat(k, float(v), self.progress.step)
-        self._tick_steps += 1
         self.progress.images += reals.shape[0] * self.world_size
-        if self.progress.step % self.stats_read_every == 0:
-            self._read_pending_stats()
-            self.view.update(self.progress.kimg, self._last_sec_per_kimg, self._tick_means())
+        if self.stats.add(stats, self.progress.step):
+            self.view.update(self.progress.kimg, self._last_sec_per_kimg, self.stats.means())
 
-    def _add_stat(self, key: str, value: float, since: int) -> None:
-        if not math.isfinite(value):
-            when = (f"at step {self.progress.step}" if since == self.progress.step else
-                    f"between steps {since} and {self.progress.step}")
-            raise GanzooError(f"{key} became {value} {when} (kimg {self.progress.kimg:.3f}); "
-                              f"stopped ({self._last_checkpoint_text()})")
-        self._tick_sums[key] = self._tick_sums.get(key, 0.0) + value
-
-    def _read_pending_stats(self) -> None:
-        """Bring the logged values that steps left on the GPU to the host: one wait for the
-        GPU per STATS_READ_EVERY steps (and before every tick line and snapshot) instead of
-        one per value per step. A non-finite value makes its sum non-finite, so the check
-        still catches it, naming the steps it happened in."""
-        if not self._pending:
-            return
-        keys = list(self._pending)
-        values = torch.stack([torch.as_tensor(self._pending[k]) for k in keys]).tolist()
-        self._pending = {}
-        for k, v in zip(keys, values):
-            self._add_stat(k, v, self._pending_from)
+    def _non_finite(self, key: str, value: float, since: int, step: int) -> GanzooError:
+        when = f"at step {step}" if since == step else f"between steps {since} and {step}"
+        return GanzooError(f"{key} became {value} {when} (kimg {self.progress.kimg:.3f}); "
+                           f"stopped ({self.files.last_checkpoint_text()})")
 
     def _distributed_step(self, reals, labels) -> dict[str, float]:
         """train_step on this rank's slice, then one all-reduce that averages the logged
@@ -506,38 +488,31 @@ class Trainer:
         except RuntimeError as e:
             raise GanzooError(f"rank {self.rank}: step {self.progress.step + 1} failed: "
                               f"{distributed.first_line(e)} (a lost rank shows here; the "
-                              f"launcher names it); {self._last_checkpoint_text()}") from None
+                              f"launcher names it); {self.files.last_checkpoint_text()}"
+                              ) from None
         if packed[0] > 0 and self.stop_signal is None:
-            self.stop_signal = signal.SIGTERM      # another rank was asked to stop
+            self.signals.requested = signal.SIGTERM    # another rank was asked to stop
         return {k: float(v) / self.world_size for k, v in zip(keys, packed[1:].tolist())}
 
-    def _last_checkpoint_text(self) -> str:
-        """Where a failed run can continue from, for its error line."""
-        last = checkpoints_of(self.run_dir)
-        return f"last good checkpoint: {last[-1]}" if last else "no checkpoint yet"
-
-    def _tick_means(self) -> dict[str, float]:
-        return {k: v / max(1, self._tick_steps) for k, v in self._tick_sums.items()}
-
     def _end_tick(self) -> None:
-        self._read_pending_stats()
+        self.stats.read()
         now = time.monotonic()
         seconds = now - self._tick_start
         kimg_done = (self.progress.images - self._tick_images) / 1000
         sec_per_kimg = seconds / kimg_done if kimg_done > 0 else None
         self.progress.train_seconds += seconds
-        means = self._tick_means()
+        means = self.stats.means()
         if self.device.type == "cuda":    # the tick's peak, as the official loop reports it
             means["peak_gpu_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2 ** 30
             torch.cuda.reset_peak_memory_stats(self.device)
         if self.is_main:
-            record = {"kimg": round(self.progress.kimg, 6), "step": self.progress.step,
-                      "sec_per_kimg": sec_per_kimg, "train_seconds": self.progress.train_seconds,
-                      "timestamp": time.time(), **means}
-            append_line(self.run_dir / "stats.jsonl", json.dumps(record))
+            self.files.append_stats({"kimg": round(self.progress.kimg, 6),
+                                     "step": self.progress.step, "sec_per_kimg": sec_per_kimg,
+                                     "train_seconds": self.progress.train_seconds,
+                                     "timestamp": time.time(), **means})
         self.view.tick(self.progress.kimg, sec_per_kimg, means)
         self._last_sec_per_kimg = sec_per_kimg
-        self._tick_sums, self._tick_steps = {}, 0
+        self.stats.reset()
         self._tick_start, self._tick_images = now, self.progress.images
 
     # -- outputs -------------------------------------------------------------------------------
@@ -550,43 +525,36 @@ class Trainer:
         return self.arch.generate(self.grid_count, seed=SAMPLE_SEED, labels=labels)
 
     def snapshot(self, final: bool = False) -> None:
-        self._read_pending_stats()   # a non-finite loss stops the run before it is saved
-        if self.is_main:
-            samples = self.run_dir / "samples"
-            img = grid_image(self.sample_grid(), self.grid_cols, col_titles=self._titles())
-            save_image(img, samples / f"fakes{self.progress.kimg:010.3f}.png")
-            if final:
-                save_image(img, self.run_dir / "final.png")
-            self.gif.add(img)
-            self.gif.write(self.run_dir / "progress.gif")
-        if self.metrics is not None:
-            started = time.monotonic()
-            self.metrics.maybe_run(self, final)
-            self._tick_start += time.monotonic() - started   # not training time
+        """The callbacks that come before the checkpoint, the checkpoint, the ones after."""
+        self.stats.read()   # a non-finite loss stops the run before it is saved
+        for callback in self.callbacks:
+            if callback.before_save:
+                self._run_callback(callback, final)
         self.save()
-        if self.is_main:
-            self._refresh_report()
+        for callback in self.callbacks:
+            if not callback.before_save:
+                self._run_callback(callback, final)
 
-    def _refresh_report(self) -> None:
-        """Rewrite report.html (milliseconds: it only reads the run directory)."""
-        from ganzoo.report import write_report
-        try:
-            write_report(self.run_dir)
-        except Exception as e:  # noqa: BLE001 - a report problem must not stop training
-            self.view.message(f"warning: report.html not written: {type(e).__name__}: {e}")
+    def _run_callback(self, callback: SnapshotCallback, final: bool) -> None:
+        if callback.main_only and not self.is_main:
+            return
+        started = time.monotonic()
+        callback(self, final)
+        if not callback.training_time:
+            self._tick_start += time.monotonic() - started
 
     def save(self) -> Path:
         path = checkpoint_path(self.run_dir, self.progress.images)
         if self.ranks.distributed:
             self._check_ranks_agree()
         if self.is_main:
-            with self._signals_deferred():
+            with self.signals.deferred():
                 save_checkpoint(path, arch=self.arch, plugin=self.plugin_name,
                                 plugin_version=self.plugin_version,
                                 train=dataclasses.asdict(self.config), progress=self.progress)
                 prune_checkpoints(self.run_dir, self.config.keep)
-            if self._signal_during_save is not None:    # a second signal: stop right now
-                name = signal.Signals(self._signal_during_save).name
+            if self.signals.during_save is not None:    # a second signal: stop right now
+                name = signal.Signals(self.signals.during_save).name
                 raise Stop(f"stopped by a second {name} at kimg {self.progress.kimg:.3f}, "
                            f"after writing checkpoint {path}; continue with --resume "
                            f"{self.run_dir}")
@@ -606,59 +574,3 @@ class Trainer:
         self.view.message(f"done: {self.progress.kimg:g} kimg in "
                           f"{self.progress.train_seconds:.1f} s; final grid "
                           f"{self.run_dir / 'final.png'}")
-
-    # -- signals -------------------------------------------------------------------------------
-
-    def _install_signal_handlers(self) -> dict:
-        def request_stop(signum, frame):
-            if self.stop_signal is not None:    # second signal: stop now
-                raise KeyboardInterrupt
-            self.stop_signal = signum
-        previous = {}
-        if threading_is_main():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, request_stop)
-        return previous
-
-    @contextlib.contextmanager
-    def _signals_deferred(self):
-        """No signal cuts a checkpoint write short (a KeyboardInterrupt inside torch.save
-        surfaced as an internal RuntimeError, and the default SIGTERM action left the temp
-        file): SIGINT/SIGTERM during it are noted, the first as a stop request, a second as
-        "stop right after this save"."""
-        self._signal_during_save = None
-        if not threading_is_main():
-            yield
-            return
-
-        def note(signum, frame):
-            if self.stop_signal is None:
-                self.stop_signal = signum
-            else:
-                self._signal_during_save = signum
-        previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            self._restore_signal_handlers(previous)
-
-    @staticmethod
-    def _restore_signal_handlers(previous: dict) -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def append_line(path: Path, line: str) -> None:
-    """Append one line; a full disk is one error line naming the file."""
-    try:
-        with open(path, "a") as f:
-            f.write(line + "\n")
-    except OSError as e:
-        if e.errno in FULL:
-            raise DiskFull(disk_full_message(path)) from None
-        raise
-
-
-def threading_is_main() -> bool:
-    import threading
-    return threading.current_thread() is threading.main_thread()

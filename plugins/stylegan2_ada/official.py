@@ -34,7 +34,6 @@ from ganzoo.checkpoint import FORMAT, FORMAT_VERSION, Progress
 from ganzoo.errors import GanzooError
 from ganzoo.importers import CheckpointImporter
 from ganzoo.safe_pickle import PersistentObject
-from ganzoo_plugins.stylegan2_ada.augment import PRESETS
 from ganzoo_plugins.stylegan2_ada.config import StyleGAN2ADAConfig
 
 FAMILIES = ("training.networks.", "training.networks_stylegan2.")
