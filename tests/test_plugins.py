@@ -271,3 +271,78 @@ def test_same_architecture_name_in_two_plugins_is_isolated(cli, tmp_path, monkey
     lines = r.err.strip().splitlines()
     assert r.code == 1 and len(lines) == 1, r.err
     assert "'wgan-gp' is registered twice" in lines[0] and "plugin 'dup_wgan'" in lines[0]
+
+
+# -- the plugin contract is strict (issue 19, item 3) ------------------------------------------
+
+def assert_one_line(r, *fragments: str) -> None:
+    lines = r.err.strip().splitlines()
+    assert r.code == 1 and len(lines) == 1 and lines[0].startswith("error: "), r.err
+    assert "Traceback" not in r.err and "internal error" not in r.err, r.err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+ARCH_SOURCE = ("import ganzoo\nfrom ganzoo_plugins.dcgan.model import DCGAN\n"
+               "class Mine(DCGAN):\n    name = 'mine-gan'\n")
+
+
+def test_hooks_are_called_through_pluggy(monkeypatch):
+    """pluggy's hook calling runs (its checks, monitoring, tracing), one plugin at a time."""
+    monkeypatch.syspath_prepend(str(TINY_PLUGIN))
+    reg = Registry(["ganzoo_tiny"])
+    calls = []
+    reg.pm.add_hookcall_monitoring(
+        lambda hook, impls, kwargs: calls.append((hook, [i.plugin_name for i in impls])),
+        lambda outcome, hook, impls, kwargs: None)
+    reg.architectures()
+    assert ("ganzoo_architectures", ["ganzoo_tiny"]) in calls
+    assert ("ganzoo_architectures", ["dcgan"]) in calls       # each plugin on its own
+
+
+def test_misspelt_hook_is_an_error_naming_the_plugin(cli, tmp_path, monkeypatch):
+    name = write_module(tmp_path, monkeypatch, "misspelt_hook",
+                        ARCH_SOURCE + "@ganzoo.hookimpl\ndef ganzoo_architecture():\n"
+                        "    return [Mine]\n")
+    assert_isolated(cli, name, "unknown hook 'ganzoo_architecture'")
+    r = cli("--plugin", name, "plugins")
+    assert "did you mean 'ganzoo_architectures'" in r.out
+    # the architecture it meant to add: one line naming the plugin
+    assert_one_line(cli("--plugin", name, "train", "mine-gan", "--data", "shapes"),
+                    "unknown architecture 'mine-gan'", "'misspelt_hook'",
+                    "unknown hook 'ganzoo_architecture'")
+
+
+def test_optional_unknown_hook_is_allowed(cli, tmp_path, monkeypatch):
+    """A hook of a newer ganzoo, marked optionalhook=True, loads on an older one."""
+    name = write_module(tmp_path, monkeypatch, "optional_hook",
+                        ARCH_SOURCE + "@ganzoo.hookimpl\ndef ganzoo_architectures():\n"
+                        "    return [Mine]\n@ganzoo.hookimpl(optionalhook=True)\n"
+                        "def ganzoo_future_hook():\n    return []\n")
+    r = cli("--plugin", name, "plugins")
+    line = next(x for x in r.out.splitlines() if x.startswith(name))
+    assert "FAILED" not in line and "mine-gan" in line, line
+
+
+def test_hookimpl_with_a_wrong_argument_name(cli, tmp_path, monkeypatch):
+    """pluggy's PluginValidationError: the whole plugin is not loaded, its error is one line,
+    and its other hooks (registered before pluggy noticed) do not linger."""
+    name = write_module(tmp_path, monkeypatch, "wrong_argument",
+                        ARCH_SOURCE + "@ganzoo.hookimpl\ndef ganzoo_architectures():\n"
+                        "    return [Mine]\n@ganzoo.hookimpl\ndef ganzoo_commands(group):\n"
+                        "    pass\n")
+    assert_isolated(cli, name, "ganzoo_commands(group): argument 'group' is not in the "
+                               "hookspec ganzoo_commands(cli)")
+    assert "mine-gan" not in cli("--plugin", name, "list").out
+
+
+def test_non_class_hook_result_names_the_plugin_where_used(cli, tmp_path, monkeypatch):
+    """An instance (or any non-class) where a class is expected: using the name it meant is
+    one line naming the plugin."""
+    name = write_module(tmp_path, monkeypatch, "returns_not_a_class",
+                        "import ganzoo\nclass Thing:\n    name = 'thing-gan'\n"
+                        "@ganzoo.hookimpl\ndef ganzoo_architectures():\n    return [Thing]\n")
+    assert_isolated(cli, name, "not an Architecture subclass")
+    assert_one_line(cli("--plugin", name, "train", "thing-gan", "--data", "shapes"),
+                    "'thing-gan'", "plugin 'returns_not_a_class'", "not an Architecture subclass")
+    assert_one_line(cli("--plugin", name, "generate", "thing-gan"), "plugin 'returns_not_a_class'")
