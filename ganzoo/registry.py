@@ -6,8 +6,8 @@ down; only commands that need it fail, saying why.
 
 The contract is strict: pluggy validates every hookimpl (a wrong argument name is its
 PluginValidationError) and hooks are called through pluggy, one plugin at a time, so a failure
-names its plugin; a hook that no hookspec declares (a misspelt ``ganzoo_architecture``) is an
-error recorded against that plugin too.
+names its plugin; a hook that no hookspec declares (a misspelt ``ganzoo_architecture``), or a
+command name that is already taken, is an error recorded against that plugin too.
 """
 from __future__ import annotations
 
@@ -67,6 +67,7 @@ class Registry:
         self._cache: dict[str, dict[str, Registered]] = {}
         self._conflicts: dict[str, str] = {}         # names two plugins registered: why
         self._unavailable: dict[tuple[str, str], str] = {}   # (kind, name) a broken plugin meant
+        self._commands: dict[str, Any] | None = None  # what plugins add to the CLI, by name
         if autoload is None:
             autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "") in ("", "0")
         if autoload:
@@ -266,9 +267,54 @@ class Registry:
         return note
 
     def add_commands(self, cli) -> None:
-        for info in self._implementers("ganzoo_commands"):
-            self._call("ganzoo_commands", info, cli=cli)
+        """Let plugins add commands to ``cli`` (a click group holding the built-in commands).
 
+        A name that is taken is never replaced: a built-in command's, or another plugin's
+        (then neither plugin's command is kept, and running it says why). Either is an error
+        naming both, recorded against the later plugin. A plugin whose hook fails adds
+        nothing. The hooks run once per registry; later calls add the same commands again
+        (a click group can outlive a registry in-process)."""
+        for name in [n for n, c in cli.commands.items() if hasattr(c, PLUGIN_COMMAND)]:
+            del cli.commands[name]     # an earlier registry's (ganzoo run again in-process)
+        if self._commands is None:
+            self._commands = self._plugin_commands(cli)
+        cli.commands.update(self._commands)
+
+    def _plugin_commands(self, cli) -> dict[str, Any]:
+        builtin = dict(cli.commands)
+        added: dict[str, Any] = {}
+        owners: dict[str, PluginInfo] = {}
+        try:
+            for info in self._implementers("ganzoo_commands"):
+                cli.commands.clear()
+                cli.commands.update({**builtin, **added})
+                if self._call("ganzoo_commands", info, cli=cli) is None:
+                    continue                          # failed: recorded, nothing kept
+                for name, command in cli.commands.items():
+                    if builtin.get(name, added.get(name)) is command:
+                        continue
+                    if name in builtin:
+                        info.error = (f"command name '{name}' is registered twice: by ganzoo "
+                                      f"(the built-in command, which is kept) and by plugin "
+                                      f"'{info.name}' ({info.module})")
+                    elif name in owners:
+                        first = owners[name]
+                        info.error = (f"command name '{name}' is registered twice: by plugin "
+                                      f"'{first.name}' ({first.module}) and by plugin "
+                                      f"'{info.name}' ({info.module})")
+                        added[name] = _unavailable_command(name, info.error)
+                    else:
+                        added[name], owners[name] = command, info
+        finally:
+            cli.commands.clear()
+            cli.commands.update(builtin)
+        for name, command in added.items():
+            setattr(command, PLUGIN_COMMAND, owners[name].name)
+        return added
+
+
+# Marks a click command a plugin added, so a later registry can take it away again.
+PLUGIN_COMMAND = "_ganzoo_plugin"
 
 # What a plugin may do wrong without taking the CLI down: raise anything, or call sys.exit
 # (SystemExit), at import or in a hook. Ctrl-C (KeyboardInterrupt) still stops the command.
@@ -313,6 +359,18 @@ def _did_you_mean(name: str) -> str:
 
 def _quoted(names: list[str]) -> str:
     return ", ".join(f"'{n}'" for n in names)
+
+
+def _unavailable_command(name: str, message: str):
+    """A stand-in for a command two plugins add: running it is the error naming both."""
+    import click
+
+    def refuse(args):
+        raise GanzooError(message)
+    return click.Command(name, callback=refuse, help=f"(unavailable: {message})",
+                         params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+                         context_settings={"ignore_unknown_options": True},
+                         add_help_option=False)
 
 
 def _short(obj: Any) -> str:

@@ -346,3 +346,47 @@ def test_non_class_hook_result_names_the_plugin_where_used(cli, tmp_path, monkey
     assert_one_line(cli("--plugin", name, "train", "thing-gan", "--data", "shapes"),
                     "'thing-gan'", "plugin 'returns_not_a_class'", "not an Architecture subclass")
     assert_one_line(cli("--plugin", name, "generate", "thing-gan"), "plugin 'returns_not_a_class'")
+
+
+NEW_COMMAND = ("import click, ganzoo\n@ganzoo.hookimpl\ndef ganzoo_commands(cli):\n"
+               "    @cli.command('{command}')\n    def c():\n        click.echo('{text}')\n")
+
+
+def test_plugin_command_cannot_replace_a_builtin(cli, tmp_path, monkeypatch):
+    name = write_module(tmp_path, monkeypatch, "takes_train",
+                        NEW_COMMAND.format(command="train", text="hijacked"))
+    r = cli("--plugin", name, "plugins")
+    line = next(x for x in r.out.splitlines() if x.startswith(name))
+    assert "FAILED" in line and "command name 'train'" in line and "built-in" in line, line
+    assert "plugin 'takes_train'" in line
+    r = cli("--plugin", name, "train", "dcgan", "--help")
+    assert r.code == 0 and "hijacked" not in r.out and "--base-channels" in r.out
+    r = cli("--plugin", name, "list")
+    assert r.code == 0 and "1 plugin(s) failed to load" in r.out
+
+
+def test_two_plugins_adding_the_same_command_name_both_plugins(cli, tmp_path, monkeypatch):
+    first = write_module(tmp_path, monkeypatch, "hello_one",
+                         NEW_COMMAND.format(command="hello", text="one"))
+    second = write_module(tmp_path, monkeypatch, "hello_two",
+                          NEW_COMMAND.format(command="hello", text="two"))
+    both = ("--plugin", first, "--plugin", second)
+    r = cli(*both, "plugins")
+    line = next(x for x in r.out.splitlines() if x.startswith(second))
+    assert "FAILED" in line and "command name 'hello' is registered twice" in line, line
+    assert "plugin 'hello_one'" in line and "plugin 'hello_two'" in line
+    assert_one_line(cli(*both, "hello"), "'hello' is registered twice", "plugin 'hello_one'",
+                    "plugin 'hello_two'")
+    assert cli(*both, "list").code == 0
+
+
+def test_plugin_commands_register_in_process(cli, monkeypatch):
+    """main(["--plugin", M, CMD]) from Python (sys.argv is pytest's) finds M's command, and a
+    later run without the plugin does not see it any more."""
+    monkeypatch.syspath_prepend(str(TINY_PLUGIN))
+    r = cli("--plugin", "ganzoo_tiny", "tiny-hello")
+    assert r.code == 0 and r.out.strip() == "hello from ganzoo-tiny-plugin", r.err
+    r = cli("--plugin=ganzoo_tiny", "tiny-hello")
+    assert r.code == 0 and r.out.strip() == "hello from ganzoo-tiny-plugin", r.err
+    r = cli("tiny-hello")
+    assert r.code == 2 and "No such command 'tiny-hello'" in r.err
