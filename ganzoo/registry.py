@@ -99,7 +99,7 @@ class Registry:
             self.pm.register(obj, name=name)           # pluggy validates each hookimpl here
         except pluggy.PluginValidationError as e:
             info.error = self._invalid_hookimpl(obj, e)
-            if self.pm.get_plugin(name) is obj:     # pluggy < 1.6 registered it halfway
+            if self.pm.get_plugin(name) is obj:     # an older pluggy registered it halfway
                 self.pm.unregister(obj, name=name)
             info.traceback = traceback.format_exc()
             return
