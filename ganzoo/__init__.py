@@ -18,12 +18,19 @@ import torch
 from ganzoo.architecture import Architecture, DataSpec, check_config, option
 from ganzoo.errors import GanzooError
 from ganzoo.hookspecs import hookimpl
+# The plugin API: what the hooks return and what a plugin builds on. These modules import
+# nothing from this package's namespace (only its submodules), so there is no import cycle;
+# tests/test_plugins.py imports each name in a fresh interpreter to keep it that way.
+from ganzoo.adversarial import GANArchitecture
+from ganzoo.data.source import DatasetSource, ImageSet, PrepareOptions
+from ganzoo.features import FeatureExtractor
 from ganzoo.importers import CheckpointImporter
 
 __version__ = "0.1.0"
 
-__all__ = ["Architecture", "CheckpointImporter", "DataSpec", "GanzooError", "create",
-           "hookimpl", "list_architectures", "load_checkpoint", "option", "train"]
+__all__ = ["Architecture", "CheckpointImporter", "DataSpec", "DatasetSource",
+           "FeatureExtractor", "GANArchitecture", "GanzooError", "ImageSet", "PrepareOptions",
+           "create", "hookimpl", "list_architectures", "load_checkpoint", "option", "train"]
 
 
 def list_architectures(pattern: str = "*") -> list[str]:

@@ -683,10 +683,14 @@ def convert_command(ctx, source, out, trust):
 
 # -- entry point --------------------------------------------------------------------------------
 
-def add_plugin_commands() -> None:
-    """Let plugins add commands (ganzoo_commands hook); failures are recorded, not fatal."""
-    argv = sys.argv[1:]
-    extra = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--plugin"]
+def add_plugin_commands(argv: list[str]) -> None:
+    """Let plugins add commands (ganzoo_commands hook); failures are recorded, not fatal.
+    The --plugin modules are read from ``argv`` as click will parse them (before the command)."""
+    try:
+        ctx = cli.make_context("ganzoo", list(argv), resilient_parsing=True)
+        extra = ctx.params.get("plugin") or ()
+    except click.exceptions.ClickException:   # a usage error: cli.main says which
+        extra = ()
     get_registry(extra).add_commands(cli)
 
 
@@ -694,7 +698,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("GANZOO_DEBUG") == "1"
     try:
-        add_plugin_commands()
+        add_plugin_commands(argv)
         code = cli.main(args=argv, prog_name="ganzoo", standalone_mode=False,
                         obj={"argv": argv})   # --gpus relaunches the command
         if isinstance(code, int) and code:   # ctx.exit(N) comes back as a return value

@@ -3,12 +3,18 @@
 Every plugin, built-in or third-party, is a module registered under the entry-point group
 "ganzoo". A plugin that raises on import is recorded with its error instead of taking the CLI
 down; only commands that need it fail, saying why.
+
+The contract is strict: pluggy validates every hookimpl (a wrong argument name is its
+PluginValidationError) and hooks are called through pluggy, one plugin at a time, so a failure
+names its plugin; a hook that no hookspec declares (a misspelt ``ganzoo_architecture``), or a
+command name that is already taken, is an error recorded against that plugin too.
 """
 from __future__ import annotations
 
 import difflib
 import importlib
 import importlib.metadata as metadata
+import inspect
 import os
 import traceback
 from dataclasses import dataclass, field
@@ -60,6 +66,8 @@ class Registry:
         self._loaded: dict[str, PluginInfo] = {}     # registered with pluggy, by name
         self._cache: dict[str, dict[str, Registered]] = {}
         self._conflicts: dict[str, str] = {}         # names two plugins registered: why
+        self._unavailable: dict[tuple[str, str], str] = {}   # (kind, name) a broken plugin meant
+        self._commands: dict[str, Any] | None = None  # what plugins add to the CLI, by name
         if autoload is None:
             autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "") in ("", "0")
         if autoload:
@@ -71,6 +79,7 @@ class Registry:
         for module in extra_modules:
             self._register(module, module, lambda m=module: importlib.import_module(m),
                            "--plugin", "")
+        self.pm.check_pending()   # holds: a plugin with an unknown hook was not kept
 
     def _register(self, name: str, module: str, load, dist: str, version: str) -> None:
         info = PluginInfo(name, module, dist, version)
@@ -86,20 +95,86 @@ class Registry:
             if other is not None:
                 info.error = f"{module} is already loaded as plugin '{other}'; not loaded again"
                 return
-            self.pm.register(obj, name=name)
-            self._loaded[name] = info
+            unmarked = self._unmarked_hooks(obj)
+            self.pm.register(obj, name=name)           # pluggy validates each hookimpl here
+        except pluggy.PluginValidationError as e:
+            info.error = self._invalid_hookimpl(obj, e)
+            if self.pm.get_plugin(name) is obj:     # an older pluggy registered it halfway
+                self.pm.unregister(obj, name=name)
+            info.traceback = traceback.format_exc()
+            return
         except PLUGIN_FAILURES as e:  # any failure of a plugin is isolated, sys.exit too
             info.error = _one_line(e)
             info.traceback = traceback.format_exc()
+            return
+        problem = self._unknown_hooks(obj) or unmarked
+        if problem:                 # the plugin is not kept: half a plugin hides the mistake
+            self.pm.unregister(obj, name=name)
+            info.error = f"{problem}; not loaded"
+            return
+        self._loaded[name] = info
 
-    def _call(self, impl, hook: str, info: PluginInfo, **kwargs) -> Any:
-        """One plugin's hook; a failure is recorded against the plugin (None comes back)."""
+    def _unknown_hooks(self, plugin) -> str | None:
+        """pluggy's check_pending() for one plugin: a hookimpl no hookspec declares (unless
+        marked ``optionalhook=True``, for a hook of a newer ganzoo)."""
+        for caller in self.pm.get_hookcallers(plugin) or []:
+            if caller.has_spec():
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and not impl.optionalhook:
+                    return f"unknown hook '{caller.name}'{_did_you_mean(caller.name)}"
+        return None
+
+    def _unmarked_hooks(self, plugin) -> str | None:
+        """A module function named like a hook but without @ganzoo.hookimpl, which pluggy
+        would silently skip."""
+        for attr, value in sorted(vars(plugin).items()) if hasattr(plugin, "__dict__") else ():
+            if (attr.startswith(PROJECT + "_") and callable(value)
+                    and getattr(value, "__module__", None) == getattr(plugin, "__name__", "")
+                    and self.pm.parse_hookimpl_opts(plugin, attr) is None
+                    and (attr in HOOKS or _did_you_mean(attr))):
+                return f"{attr}() is not marked @ganzoo.hookimpl{_did_you_mean(attr)}"
+        return None
+
+    def _invalid_hookimpl(self, plugin, e: Exception) -> str:
+        """pluggy's PluginValidationError, as one line saying which hook and what to change."""
+        for attr in sorted(dir(plugin)):
+            opts = self.pm.parse_hookimpl_opts(plugin, attr)
+            if opts is None:
+                continue
+            hook = getattr(self.pm.hook, opts.get("specname") or attr, None)
+            if hook is None or not hook.has_spec():
+                continue
+            function = getattr(plugin, attr)
+            try:
+                names = list(inspect.signature(function).parameters)
+            except (TypeError, ValueError):
+                continue
+            spec = list(inspect.signature(hook.spec.function).parameters)
+            wrong = [n for n in names if n not in spec]
+            if wrong:
+                return (f"{attr}({', '.join(names)}): argument {_quoted(wrong)} "
+                        f"{'is' if len(wrong) == 1 else 'are'} not in the hookspec "
+                        f"{hook.name}({', '.join(spec)}); not loaded")
+        return " ".join(line.strip() for line in str(e).splitlines()) + "; not loaded"
+
+    def _call(self, hook: str, info: PluginInfo, **kwargs) -> list | None:
+        """One plugin's hook, called through pluggy with the other plugins left out (so
+        pluggy's checks run and a failure names its plugin). The results that are not None
+        come back; a failure is recorded against the plugin and None comes back."""
+        plugin = self.pm.get_plugin(info.name)
+        others = [p for p in self.pm.get_plugins() if p is not plugin]
         try:
-            return impl.function(**kwargs)
+            return self.pm.subset_hook_caller(hook, others)(**kwargs)
         except PLUGIN_FAILURES as e:
             info.error = f"{hook}() failed: {_one_line(e)}"
             info.traceback = traceback.format_exc()
             return None
+
+    def _implementers(self, hook: str) -> list[PluginInfo]:
+        """The plugins implementing ``hook``, in the order they were registered."""
+        names = dict.fromkeys(i.plugin_name for i in getattr(self.pm.hook, hook).get_hookimpls())
+        return [self._loaded[n] for n in names]
 
     def _collect(self, hook: str) -> dict[str, Registered]:
         """Call ``hook`` on each plugin separately, so a failure names its plugin. What a
@@ -108,26 +183,36 @@ class Registry:
         if hook in self._cache:
             return self._cache[hook]
         found: dict[str, Registered] = {}
-        for impl in getattr(self.pm.hook, hook).get_hookimpls():
-            info = self._loaded[impl.plugin_name]
-            items = self._call(impl, hook, info)
-            problem = _check_items(hook, items) if items is not None else None
-            if problem:
-                info.error = f"{hook}() {problem}"
-                continue
-            for obj in items or []:
-                if obj.name in found:
-                    info.error = self._conflict(hook, found[obj.name], info, obj.name)
+        for info in self._implementers(hook):
+            for items in self._call(hook, info) or []:
+                problem = _check_items(hook, items)
+                if problem:
+                    info.error = f"{hook}() {problem}"
+                    self._meant(hook, items, info)
                     continue
-                found[obj.name] = Registered(obj.name, obj, info)
-                info.provides.append(obj.name)
+                for obj in items:
+                    if obj.name in found:
+                        info.error = self._conflict(hook, found[obj.name], info, obj.name)
+                        continue
+                    found[obj.name] = Registered(obj.name, obj, info)
+                    info.provides.append(obj.name)
         self._cache[hook] = found
         return found
+
+    def _meant(self, hook: str, items: Any, info: PluginInfo) -> None:
+        """Names a rejected result meant to register: using one says which plugin failed."""
+        kind = _kind(hook)
+        for obj in items if isinstance(items, (list, tuple)) else [items]:
+            name = getattr(obj, "name", None)
+            if isinstance(name, str) and name:
+                self._unavailable.setdefault(
+                    (kind, name), f"{kind} '{name}' is unavailable: plugin '{info.name}' "
+                                  f"failed to load: {info.error}")
 
     def _conflict(self, hook: str, first: Registered, info: PluginInfo, name: str) -> str:
         """A name two plugins register: kept from neither when looked up (which one the user
         meant is unknown), recorded against the later plugin."""
-        message = (f"{hook.removeprefix('ganzoo_')[:-1]} name '{name}' is registered twice:"
+        message = (f"{_kind(hook)} name '{name}' is registered twice:"
                    f" by plugin '{first.plugin.name}' ({first.plugin.module}) and by plugin "
                    f"'{info.name}' ({info.module})")
         self._conflicts[name] = message
@@ -161,6 +246,8 @@ class Registry:
             raise GanzooError(self._conflicts[name])
         if name in table:
             return table[name]
+        if (kind, name) in self._unavailable:
+            raise GanzooError(self._unavailable[kind, name])
         broken = [p for p in self.plugins if p.error and p.name == name]
         if broken:
             raise GanzooError(f"{kind} '{name}' is unavailable: plugin '{name}' failed to "
@@ -168,12 +255,66 @@ class Registry:
         hint = difflib.get_close_matches(name, table, n=3, cutoff=0.5)
         known = ", ".join(sorted(table)) or "none"
         suggestion = f"; did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
-        raise GanzooError(f"unknown {kind} '{name}'{suggestion} (known: {known})")
+        raise GanzooError(f"unknown {kind} '{name}'{suggestion} (known: {known})"
+                          f"{self._failed_note()}")
+
+    def _failed_note(self, most: int = 2) -> str:
+        """The plugins that failed (the name may be one of theirs), for an unknown name."""
+        broken = [p for p in self.plugins if p.error]
+        note = "".join(f"; plugin '{p.name}' failed to load: {p.error}" for p in broken[:most])
+        if len(broken) > most:
+            note += f"; {len(broken) - most} more failed (see `ganzoo plugins`)"
+        return note
 
     def add_commands(self, cli) -> None:
-        for impl in self.pm.hook.ganzoo_commands.get_hookimpls():
-            self._call(impl, "ganzoo_commands", self._loaded[impl.plugin_name], cli=cli)
+        """Let plugins add commands to ``cli`` (a click group holding the built-in commands).
 
+        A name that is taken is never replaced: a built-in command's, or another plugin's
+        (then neither plugin's command is kept, and running it says why). Either is an error
+        naming both, recorded against the later plugin. A plugin whose hook fails adds
+        nothing. The hooks run once per registry; later calls add the same commands again
+        (a click group can outlive a registry in-process)."""
+        for name in [n for n, c in cli.commands.items() if hasattr(c, PLUGIN_COMMAND)]:
+            del cli.commands[name]     # an earlier registry's (ganzoo run again in-process)
+        if self._commands is None:
+            self._commands = self._plugin_commands(cli)
+        cli.commands.update(self._commands)
+
+    def _plugin_commands(self, cli) -> dict[str, Any]:
+        builtin = dict(cli.commands)
+        added: dict[str, Any] = {}
+        owners: dict[str, PluginInfo] = {}
+        try:
+            for info in self._implementers("ganzoo_commands"):
+                cli.commands.clear()
+                cli.commands.update({**builtin, **added})
+                if self._call("ganzoo_commands", info, cli=cli) is None:
+                    continue                          # failed: recorded, nothing kept
+                for name, command in cli.commands.items():
+                    if builtin.get(name, added.get(name)) is command:
+                        continue
+                    if name in builtin:
+                        info.error = (f"command name '{name}' is registered twice: by ganzoo "
+                                      f"(the built-in command, which is kept) and by plugin "
+                                      f"'{info.name}' ({info.module})")
+                    elif name in owners:
+                        first = owners[name]
+                        info.error = (f"command name '{name}' is registered twice: by plugin "
+                                      f"'{first.name}' ({first.module}) and by plugin "
+                                      f"'{info.name}' ({info.module})")
+                        added[name] = _unavailable_command(name, info.error)
+                    else:
+                        added[name], owners[name] = command, info
+        finally:
+            cli.commands.clear()
+            cli.commands.update(builtin)
+        for name, command in added.items():
+            setattr(command, PLUGIN_COMMAND, owners[name].name)
+        return added
+
+
+# Marks a click command a plugin added, so a later registry can take it away again.
+PLUGIN_COMMAND = "_ganzoo_plugin"
 
 # What a plugin may do wrong without taking the CLI down: raise anything, or call sys.exit
 # (SystemExit), at import or in a hook. Ctrl-C (KeyboardInterrupt) still stops the command.
@@ -201,6 +342,35 @@ def _check_items(hook: str, items: Any) -> str | None:
         if not isinstance(name, str) or not name:
             return f"returned {_short(obj)} without a name (a non-empty string)"
     return None
+
+
+def _kind(hook: str) -> str:
+    """"architecture" for "ganzoo_architectures"."""
+    return hook.removeprefix(PROJECT + "_")[:-1]
+
+
+HOOKS = sorted(n for n in vars(hookspecs) if n.startswith(PROJECT + "_"))
+
+
+def _did_you_mean(name: str) -> str:
+    close = difflib.get_close_matches(name, [h for h in HOOKS if h != name], n=1, cutoff=0.8)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names)
+
+
+def _unavailable_command(name: str, message: str):
+    """A stand-in for a command two plugins add: running it is the error naming both."""
+    import click
+
+    def refuse(args):
+        raise GanzooError(message)
+    return click.Command(name, callback=refuse, help=f"(unavailable: {message})",
+                         params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+                         context_settings={"ignore_unknown_options": True},
+                         add_help_option=False)
 
 
 def _short(obj: Any) -> str:

@@ -110,6 +110,55 @@ def test_hook_is_implemented_by_the_test_plugin(hook):
     assert re.search(rf"def {hook}\(", source), f"no test plugin implements {hook}"
 
 
+def test_hookspecs_are_what_pluggy_knows():
+    """HOOKS (what the rules below check) is every hook pluggy was given, and nothing else."""
+    import pluggy
+    pm = pluggy.PluginManager("ganzoo")
+    pm.add_hookspecs(hookspecs)
+    assert HOOKS and set(HOOKS) == {n for n in vars(pm.hook) if not n.startswith("_")}
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_hook_is_documented_in_the_plugin_section(hook):
+    """Documented where a plugin author reads, as a bullet of "Writing a plugin"."""
+    section = readme_section("Writing a plugin")
+    assert re.search(rf"^- `{hook}\(", section, re.M), f"'Writing a plugin' lacks {hook}"
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_hook_has_a_test(hook):
+    """datasette's rule: every hook has a test named test_hook_<hook> in this file."""
+    assert f"test_hook_{hook}" in globals(), f"no test_hook_{hook} in tests/test_plugins.py"
+
+
+def test_readme_and_test_plugin_name_only_real_hooks():
+    """A hook renamed or removed cannot stay documented or implemented under the old name."""
+    texts = [readme_section("Writing a plugin"),
+             (TINY_PLUGIN / "ganzoo_tiny" / "__init__.py").read_text()]
+    for text in texts:
+        named = set(re.findall(r"\b(ganzoo_[a-z_]+)\(", text))
+        assert named <= set(HOOKS), sorted(named - set(HOOKS))
+
+
+def test_hook_ganzoo_architectures(monkeypatch):
+    monkeypatch.syspath_prepend(str(TINY_PLUGIN))
+    found = Registry(["ganzoo_tiny"]).architectures()["tiny-mlp"]
+    assert found.plugin.name == "ganzoo_tiny" and found.obj.__name__ == "TinyGAN"
+    assert "tiny-mlp" in found.plugin.provides
+
+
+def test_hook_ganzoo_datasets(monkeypatch):
+    monkeypatch.syspath_prepend(str(TINY_PLUGIN))
+    source = Registry(["ganzoo_tiny"]).datasets()["checkers"].obj
+    assert isinstance(source, ganzoo.DatasetSource)
+
+
+def test_hook_ganzoo_commands(cli, monkeypatch):
+    monkeypatch.syspath_prepend(str(TINY_PLUGIN))
+    r = cli("--plugin", "ganzoo_tiny", "tiny-hello")
+    assert r.code == 0 and r.out.strip() == "hello from ganzoo-tiny-plugin", r.err
+
+
 # -- a third-party plugin installed with pip ------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -148,7 +197,7 @@ def test_pip_installed_plugin_is_listed_and_trains(installed_tiny_plugin, tmp_pa
     assert "--hidden INTEGER" in help_text and "[default: 32]" in help_text
 
 
-def test_feature_extractor_hook(monkeypatch):
+def test_hook_ganzoo_feature_extractors(monkeypatch):
     monkeypatch.syspath_prepend(str(TINY_PLUGIN))
     reg = Registry(["ganzoo_tiny"])
     cls = reg.feature_extractors()["mean-colour"].obj
@@ -156,7 +205,7 @@ def test_feature_extractor_hook(monkeypatch):
     assert cls()(torch.zeros(2, 3, 8, 8)).shape == (2, 3)
 
 
-def test_checkpoint_importer_hook(monkeypatch, tmp_path):
+def test_hook_ganzoo_checkpoint_importers(monkeypatch, tmp_path):
     """A plugin's importer reads its own plain pickles; ganzoo hands it the data only."""
     import pickle
     import torch
@@ -271,3 +320,160 @@ def test_same_architecture_name_in_two_plugins_is_isolated(cli, tmp_path, monkey
     lines = r.err.strip().splitlines()
     assert r.code == 1 and len(lines) == 1, r.err
     assert "'wgan-gp' is registered twice" in lines[0] and "plugin 'dup_wgan'" in lines[0]
+
+
+# -- the plugin contract is strict (issue 19, item 3) ------------------------------------------
+
+def assert_one_line(r, *fragments: str) -> None:
+    lines = r.err.strip().splitlines()
+    assert r.code == 1 and len(lines) == 1 and lines[0].startswith("error: "), r.err
+    assert "Traceback" not in r.err and "internal error" not in r.err, r.err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+ARCH_SOURCE = ("import ganzoo\nfrom ganzoo_plugins.dcgan.model import DCGAN\n"
+               "class Mine(DCGAN):\n    name = 'mine-gan'\n")
+
+
+def test_hooks_are_called_through_pluggy(monkeypatch):
+    """pluggy's hook calling runs (its checks, monitoring, tracing), one plugin at a time."""
+    monkeypatch.syspath_prepend(str(TINY_PLUGIN))
+    reg = Registry(["ganzoo_tiny"])
+    calls = []
+    reg.pm.add_hookcall_monitoring(
+        lambda hook, impls, kwargs: calls.append((hook, [i.plugin_name for i in impls])),
+        lambda outcome, hook, impls, kwargs: None)
+    reg.architectures()
+    assert ("ganzoo_architectures", ["ganzoo_tiny"]) in calls
+    assert ("ganzoo_architectures", ["dcgan"]) in calls       # each plugin on its own
+
+
+def test_misspelt_hook_is_an_error_naming_the_plugin(cli, tmp_path, monkeypatch):
+    name = write_module(tmp_path, monkeypatch, "misspelt_hook",
+                        ARCH_SOURCE + "@ganzoo.hookimpl\ndef ganzoo_architecture():\n"
+                        "    return [Mine]\n")
+    assert_isolated(cli, name, "unknown hook 'ganzoo_architecture'")
+    r = cli("--plugin", name, "plugins")
+    assert "did you mean 'ganzoo_architectures'" in r.out
+    # the architecture it meant to add: one line naming the plugin
+    assert_one_line(cli("--plugin", name, "train", "mine-gan", "--data", "shapes"),
+                    "unknown architecture 'mine-gan'", "'misspelt_hook'",
+                    "unknown hook 'ganzoo_architecture'")
+
+
+def test_optional_unknown_hook_is_allowed(cli, tmp_path, monkeypatch):
+    """A hook of a newer ganzoo, marked optionalhook=True, loads on an older one."""
+    name = write_module(tmp_path, monkeypatch, "optional_hook",
+                        ARCH_SOURCE + "@ganzoo.hookimpl\ndef ganzoo_architectures():\n"
+                        "    return [Mine]\n@ganzoo.hookimpl(optionalhook=True)\n"
+                        "def ganzoo_future_hook():\n    return []\n")
+    r = cli("--plugin", name, "plugins")
+    line = next(x for x in r.out.splitlines() if x.startswith(name))
+    assert "FAILED" not in line and "mine-gan" in line, line
+
+
+def test_hookimpl_with_a_wrong_argument_name(cli, tmp_path, monkeypatch):
+    """pluggy's PluginValidationError: the whole plugin is not loaded, its error is one line,
+    and its other hooks (registered before pluggy noticed) do not linger."""
+    name = write_module(tmp_path, monkeypatch, "wrong_argument",
+                        ARCH_SOURCE + "@ganzoo.hookimpl\ndef ganzoo_architectures():\n"
+                        "    return [Mine]\n@ganzoo.hookimpl\ndef ganzoo_commands(group):\n"
+                        "    pass\n")
+    assert_isolated(cli, name, "ganzoo_commands(group): argument 'group' is not in the "
+                               "hookspec ganzoo_commands(cli)")
+    assert "mine-gan" not in cli("--plugin", name, "list").out
+
+
+NEW_COMMAND = ("import click, ganzoo\n@ganzoo.hookimpl\ndef ganzoo_commands(cli):\n"
+               "    @cli.command('{command}')\n    def c():\n        click.echo('{text}')\n")
+
+
+def test_plugin_command_cannot_replace_a_builtin(cli, tmp_path, monkeypatch):
+    name = write_module(tmp_path, monkeypatch, "takes_train",
+                        NEW_COMMAND.format(command="train", text="hijacked"))
+    r = cli("--plugin", name, "plugins")
+    line = next(x for x in r.out.splitlines() if x.startswith(name))
+    assert "FAILED" in line and "command name 'train'" in line and "built-in" in line, line
+    assert "plugin 'takes_train'" in line
+    r = cli("--plugin", name, "train", "dcgan", "--help")
+    assert r.code == 0 and "hijacked" not in r.out and "--base-channels" in r.out
+    r = cli("--plugin", name, "list")
+    assert r.code == 0 and "1 plugin(s) failed to load" in r.out
+
+
+def test_two_plugins_adding_the_same_command_name_both_plugins(cli, tmp_path, monkeypatch):
+    first = write_module(tmp_path, monkeypatch, "hello_one",
+                         NEW_COMMAND.format(command="hello", text="one"))
+    second = write_module(tmp_path, monkeypatch, "hello_two",
+                          NEW_COMMAND.format(command="hello", text="two"))
+    both = ("--plugin", first, "--plugin", second)
+    r = cli(*both, "plugins")
+    line = next(x for x in r.out.splitlines() if x.startswith(second))
+    assert "FAILED" in line and "command name 'hello' is registered twice" in line, line
+    assert "plugin 'hello_one'" in line and "plugin 'hello_two'" in line
+    assert_one_line(cli(*both, "hello"), "'hello' is registered twice", "plugin 'hello_one'",
+                    "plugin 'hello_two'")
+    assert cli(*both, "list").code == 0
+
+
+def test_plugin_commands_register_in_process(cli, monkeypatch):
+    """main(["--plugin", M, CMD]) from Python (sys.argv is pytest's) finds M's command, and a
+    later run without the plugin does not see it any more."""
+    monkeypatch.syspath_prepend(str(TINY_PLUGIN))
+    r = cli("--plugin", "ganzoo_tiny", "tiny-hello")
+    assert r.code == 0 and r.out.strip() == "hello from ganzoo-tiny-plugin", r.err
+    r = cli("--plugin=ganzoo_tiny", "tiny-hello")
+    assert r.code == 0 and r.out.strip() == "hello from ganzoo-tiny-plugin", r.err
+    r = cli("tiny-hello")
+    assert r.code == 2 and "No such command 'tiny-hello'" in r.err
+
+
+def test_non_class_hook_result_names_the_plugin_where_used(cli, tmp_path, monkeypatch):
+    """An instance (or any non-class) where a class is expected: using the name it meant is
+    one line naming the plugin."""
+    name = write_module(tmp_path, monkeypatch, "returns_not_a_class",
+                        "import ganzoo\nclass Thing:\n    name = 'thing-gan'\n"
+                        "@ganzoo.hookimpl\ndef ganzoo_architectures():\n    return [Thing]\n")
+    assert_isolated(cli, name, "not an Architecture subclass")
+    assert_one_line(cli("--plugin", name, "train", "thing-gan", "--data", "shapes"),
+                    "'thing-gan'", "plugin 'returns_not_a_class'", "not an Architecture subclass")
+    assert_one_line(cli("--plugin", name, "generate", "thing-gan"), "plugin 'returns_not_a_class'")
+
+
+# -- the public plugin API --------------------------------------------------------------------
+
+PLUGIN_API = ["Architecture", "CheckpointImporter", "DataSpec", "DatasetSource",
+              "FeatureExtractor", "GANArchitecture", "GanzooError", "ImageSet",
+              "PrepareOptions", "hookimpl", "option"]
+
+
+def readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end != -1 else None]
+
+
+def test_plugin_api_is_exported_from_ganzoo():
+    from ganzoo.adversarial import GANArchitecture
+    from ganzoo.data.source import DatasetSource, ImageSet, PrepareOptions
+    from ganzoo.features import FeatureExtractor
+    assert set(PLUGIN_API) <= set(ganzoo.__all__)
+    assert ganzoo.GANArchitecture is GANArchitecture and ganzoo.ImageSet is ImageSet
+    assert ganzoo.DatasetSource is DatasetSource and ganzoo.PrepareOptions is PrepareOptions
+    assert ganzoo.FeatureExtractor is FeatureExtractor
+    assert set(ganzoo.__all__) <= set(dir(ganzoo))
+
+
+@pytest.mark.parametrize("name", sorted(ganzoo.__all__))
+def test_public_name_is_importable_and_documented(name):
+    """`import ganzoo` alone (a fresh interpreter, no import cycle) gives every public name,
+    and the README's plugin section (or, for the Python API, its own section) documents it."""
+    code = f"import ganzoo; from ganzoo import {name}; assert ganzoo.{name} is {name}"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    sections = readme_section("Writing a plugin")
+    if name not in PLUGIN_API:
+        sections += readme_section("Python API")
+    assert f"ganzoo.{name}" in sections, f"README does not document ganzoo.{name}"
