@@ -110,3 +110,12 @@ class TestBuiltinFeatureExtractors(FeatureExtractorContract):
 def test_every_case_names_a_builtin():
     """A renamed built-in does not leave a stale case behind."""
     assert {c.arch for c in CASES.values()} <= set(builtin("architectures"))
+
+
+def test_ganzoo_cli_fixture_runs_in_process_and_returns_code_and_output(ganzoo_cli, tmp_path):
+    """The fixture plugin authors get (pytest11 entry point): code, out, err, like pytester."""
+    code, out, err = ganzoo_cli("list")
+    assert code == 0 and "dcgan" in out and not err
+    result = ganzoo_cli("train", "no-such-gan")
+    assert result.code == 1 and "unknown architecture" in result.err
+    assert Path.cwd() == tmp_path

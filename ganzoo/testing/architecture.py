@@ -192,9 +192,9 @@ class ArchitectureContract:
     def test_generate_leaves_global_rng_alone(self):
         model = self.build()
         torch.manual_seed(7)
-        state = torch.get_rng_state()
+        state = global_rng_states(model.device)
         model.generate(2, seed=1)
-        assert torch.equal(state, torch.get_rng_state()), \
+        assert all(map(torch.equal, state, global_rng_states(model.device))), \
             "generate(seed=...) drew from the global RNG: it would change what training " \
             "draws next (use self.seeded_normal or a torch.Generator)"
 
@@ -288,6 +288,14 @@ class ArchitectureContract:
                 assert result.code == 0, f"ganzoo generate --class 1 failed: {result.err}"
         written = sorted((tmp_path / "generated").glob("*.png"))
         assert written, f"ganzoo generate wrote no PNG to {tmp_path / 'generated'}"
+
+
+def global_rng_states(device: torch.device) -> list[Tensor]:
+    """The CPU generator's state, and the model's GPU's when it runs on one."""
+    states = [torch.get_rng_state()]
+    if device.type == "cuda":
+        states.append(torch.cuda.get_rng_state(device))
+    return states
 
 
 def check_stats(stats: Any) -> None:
