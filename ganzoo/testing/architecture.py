@@ -28,10 +28,8 @@ KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 def reserved_option_names() -> set[str]:
     """Option names of ``ganzoo train`` itself (a Config field with one of them would
     shadow it), and click's own."""
-    from ganzoo.cli import LAUNCH_OPTIONS, TRAINER_OPTIONS
-    from ganzoo.trainer import TrainConfig
-    trainer = {f.name for f in dataclasses.fields(TrainConfig)}
-    return trainer | TRAINER_OPTIONS | LAUNCH_OPTIONS | {"help", "version"}
+    from ganzoo.cli import LAUNCH_OPTIONS, TRAINER_OPTIONS    # declared once: TrainConfig's
+    return TRAINER_OPTIONS | LAUNCH_OPTIONS | {"help", "version"}       # and LaunchOptions' fields
 
 
 def option_problems(config_cls: type, reserved: set[str]) -> list[str]:
