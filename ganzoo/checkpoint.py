@@ -13,7 +13,7 @@ import random
 import re
 import warnings
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -161,21 +161,77 @@ class Progress:
         return self.images / 1000
 
 
+@dataclass
+class Checkpoint:
+    """Everything a checkpoint file holds.
+
+    ``to_dict()`` is what is saved: plain data only, so it loads with ``weights_only=True``.
+    ``from_dict()`` checks a loaded dict and brings older format versions up to date through
+    MIGRATIONS, so every checkpoint ever written keeps loading; an architecture brings its own
+    state's older layouts up to date in ``Architecture.upgrade_checkpoint``.
+    """
+
+    architecture: str
+    config: dict
+    data_spec: DataSpec
+    state: dict
+    progress: Progress
+    train: dict = field(default_factory=dict)     # TrainConfig values ({} when imported)
+    plugin: str = "?"
+    plugin_version: str = "?"
+    ganzoo_version: str = "?"
+    rng: dict | None = None                       # None: imported, nothing to restore
+    imported: dict | None = None                  # {"importer", "source"} of a foreign file
+
+    def to_dict(self) -> dict:
+        data = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                "ganzoo_version": self.ganzoo_version, "architecture": self.architecture,
+                "plugin": self.plugin, "plugin_version": self.plugin_version,
+                "config": self.config, "data_spec": self.data_spec.to_dict(),
+                "train": self.train, "state": self.state,
+                "progress": dataclasses.asdict(self.progress)}
+        if self.rng is not None:
+            data["rng"] = self.rng
+        if self.imported is not None:
+            data["imported"] = self.imported
+        return data
+
+    @classmethod
+    def from_dict(cls, data, path: Path | None = None) -> "Checkpoint":
+        _check_structure(data, path)
+        version = data.get("format_version", 0)
+        for step in range(version, FORMAT_VERSION):
+            data = MIGRATIONS[step](data)
+        try:
+            return cls(architecture=data["architecture"], config=data["config"],
+                       data_spec=DataSpec.from_dict(data["data_spec"]), state=data["state"],
+                       progress=Progress(**data["progress"]), train=data.get("train") or {},
+                       plugin=str(data.get("plugin", "?")),
+                       plugin_version=str(data.get("plugin_version", "?")),
+                       ganzoo_version=str(data.get("ganzoo_version", "?")),
+                       rng=data.get("rng"), imported=data.get("imported"))
+        except (TypeError, KeyError, ValueError) as e:
+            raise GanzooError(f"checkpoint {path} is damaged: {_first_line(e)}")
+
+
+def _unversioned_to_1(data: dict) -> dict:
+    """Version 0: files written before checkpoints carried a format version; they hold the
+    same keys, and 1 only adds the number."""
+    return {**data, "format_version": 1}
+
+
+# MIGRATIONS[v] turns a version-v checkpoint dict into version v + 1.
+MIGRATIONS = {0: _unversioned_to_1}
+
+
 def save_checkpoint(path: Path, *, arch: Architecture, plugin: str, plugin_version: str,
                     train: dict, progress: Progress) -> None:
-    payload = {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
-        "ganzoo_version": ganzoo.__version__,
-        "architecture": arch.name, "plugin": plugin, "plugin_version": plugin_version,
-        "config": dataclasses.asdict(arch.config),
-        "data_spec": arch.data.to_dict(),
-        "train": train,
-        "state": arch.state_dict(),
-        "progress": dataclasses.asdict(progress),
-        "rng": capture_rng(),
-    }
+    checkpoint = Checkpoint(architecture=arch.name, config=dataclasses.asdict(arch.config),
+                            data_spec=arch.data, state=arch.state_dict(), progress=progress,
+                            train=train, plugin=plugin, plugin_version=plugin_version,
+                            ganzoo_version=ganzoo.__version__, rng=capture_rng())
     with atomic_write(path) as f:
-        torch.save(payload, f)
+        torch.save(checkpoint.to_dict(), f)
 
 
 def read_checkpoint(path: Path, *, trust: bool = False, registry=None) -> dict:
@@ -186,19 +242,22 @@ def read_checkpoint(path: Path, *, trust: bool = False, registry=None) -> dict:
     (:mod:`ganzoo.importers`), never by running code from it, with or without ``trust``.
     A ganzoo checkpoint's zip records are checked against their CRCs first: torch itself
     would load a flipped byte in tensor data without a word."""
+    return open_checkpoint(path, trust=trust, registry=registry).to_dict()
+
+
+def open_checkpoint(path: Path, *, trust: bool = False, registry=None) -> Checkpoint:
+    """:func:`read_checkpoint` as a :class:`Checkpoint`."""
     path = Path(path)
     if not path.is_file():
         raise GanzooError(f"checkpoint {path} does not exist")
     if is_plain_pickle(path) and not _is_legacy_torch_file(path):
-        return import_pickle(path, registry)
+        return Checkpoint.from_dict(import_pickle(path, registry), path)
     if zipfile.is_zipfile(path):
         _check_zip(path)
     elif not _is_legacy_torch_file(path):
         raise GanzooError(f"checkpoint {path} is unreadable: it is {describe_file(path)}, "
                           "not a checkpoint")
-    data = _torch_load(path, trust)
-    _check_structure(data, path)
-    return data
+    return Checkpoint.from_dict(_torch_load(path, trust), path)
 
 
 # The pickled magic number that starts torch.save's pre-1.6 (non-zip) format.
@@ -261,11 +320,6 @@ def _check_structure(data, path: Path) -> None:
         if not isinstance(data.get(key), kind):
             what = "has no" if key not in data else f"has a {type(data[key]).__name__} as its"
             raise GanzooError(f"checkpoint {path} is damaged: it {what} '{key}'")
-    try:
-        Progress(**data["progress"])
-        DataSpec.from_dict(data["data_spec"])
-    except (TypeError, KeyError, ValueError) as e:
-        raise GanzooError(f"checkpoint {path} is damaged: {_first_line(e)}")
 
 
 _SIGNATURES = [(b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),

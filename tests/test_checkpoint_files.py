@@ -109,3 +109,16 @@ def test_a_checkpoint_of_an_earlier_main_resumes(cli, tmp_path):
     assert result.code == 0, result.err
     last = checkpoints_of(list_runs(tmp_path / "runs")[-1])[-1]
     assert read_checkpoint(last)["progress"]["images"] == 96
+
+
+def test_checkpoint_dataclass_round_trip_and_the_unversioned_migration(checkpoint, cli):
+    from ganzoo.checkpoint import FORMAT_VERSION, Checkpoint, open_checkpoint
+    typed = open_checkpoint(checkpoint)
+    assert typed.architecture == "dcgan" and typed.progress.images > 0
+    again = Checkpoint.from_dict(typed.to_dict())
+    assert again.to_dict().keys() == typed.to_dict().keys() and again.progress == typed.progress
+    data = torch.load(checkpoint, weights_only=True)
+    del data["format_version"]            # as written before checkpoints carried a version
+    torch.save(data, checkpoint)
+    assert open_checkpoint(checkpoint).to_dict()["format_version"] == FORMAT_VERSION
+    assert cli("generate", "--checkpoint", str(checkpoint), "--seeds", "0").code == 0

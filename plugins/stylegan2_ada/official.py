@@ -30,7 +30,7 @@ import torch
 
 import ganzoo
 from ganzoo.architecture import DataSpec
-from ganzoo.checkpoint import FORMAT, FORMAT_VERSION, Progress
+from ganzoo.checkpoint import Checkpoint, Progress
 from ganzoo.errors import GanzooError
 from ganzoo.importers import CheckpointImporter
 from ganzoo.safe_pickle import PersistentObject
@@ -226,13 +226,11 @@ def import_snapshot(snap: OfficialSnapshot, kimg: float = 0.0) -> dict:
         if model.ada is not None:
             model.ada.p = augment_p
     model.images_seen = int(kimg * 1000)
-    return {"format": FORMAT, "format_version": FORMAT_VERSION,
-            "ganzoo_version": ganzoo.__version__, "architecture": StyleGAN2ADA.name,
-            "plugin": "stylegan2-ada", "plugin_version": ganzoo.__version__,
-            "config": dataclasses.asdict(model.config), "data_spec": spec.to_dict(),
-            "train": {}, "state": model.state_dict(),
-            "progress": dataclasses.asdict(Progress(images=int(kimg * 1000))),
-            "has_discriminator": snap.D is not None}
+    return Checkpoint(architecture=StyleGAN2ADA.name, config=dataclasses.asdict(model.config),
+                      data_spec=spec, state=model.state_dict(),
+                      progress=Progress(images=int(kimg * 1000)), plugin="stylegan2-ada",
+                      plugin_version=ganzoo.__version__,
+                      ganzoo_version=ganzoo.__version__).to_dict()
 
 
 def _load(module: torch.nn.Module, state: dict, what: str) -> None:
