@@ -73,6 +73,14 @@ def diversity(net: nn.Sequential, images: torch.Tensor) -> float:
     return (torch.cdist(f, f).sum() / (n * (n - 1))).item()
 
 
+def pixel_spread(images: torch.Tensor) -> tuple[float, float]:
+    """(across, within): the pixel standard deviation across the images (per pixel, averaged
+    over pixels) and within an image (over its pixels, averaged over images). Real `shapes`
+    at 32x32: 0.39 and 0.82 (ratio 0.48); a generator that draws one image for every z: near
+    0 across."""
+    return images.std(0).mean().item(), images.flatten(1).std(1).mean().item()
+
+
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """Frechet distance between Gaussians fitted to two feature sets (FID's formula, here on
     the shape classifier's features)."""
