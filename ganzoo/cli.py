@@ -677,8 +677,9 @@ def convert_command(ctx, source, out, trust):
     model = build_model(data, torch.device("cpu"), reg, path=Path(source))   # it must load
     with atomic_write(Path(out)) as f:
         torch.save(data, f)
-    click.echo(f"wrote {out}: {model.name}, {model.data.resolution}x{model.data.resolution}, "
-               f"{model.data.num_classes or 'no'} classes, kimg {data['progress']['images'] / 1000:g}")
+    res, kimg = model.data.resolution, data["progress"]["images"] / 1000
+    click.echo(f"wrote {out}: {model.name}, {res}x{res}, "
+               f"{model.data.num_classes or 'no'} classes, kimg {kimg:g}")
 
 
 # -- entry point --------------------------------------------------------------------------------

@@ -102,7 +102,8 @@ class TrainConfig:
                            "unchanged (FreezeD; with --init)", metavar="N")
 
     def __post_init__(self):
-        checks = [(self.kimg > 0 and math.isfinite(self.kimg), f"--kimg must be > 0, got {self.kimg:g}"),
+        checks = [(self.kimg > 0 and math.isfinite(self.kimg),
+                   f"--kimg must be > 0, got {self.kimg:g}"),
                   (self.batch is None or 0 < self.batch <= MAX_BATCH,
                    f"--batch must be in 1-{MAX_BATCH}, got {self.batch}"),
                   (self.tick > 0, f"--tick must be > 0, got {self.tick:g}"),
