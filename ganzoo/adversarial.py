@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ganzoo import distributed
-from ganzoo.architecture import Architecture, option
+from ganzoo.architecture import Architecture, LatentSpace, option
 from ganzoo.ema import GeneratorEMA
 from ganzoo.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
 
@@ -160,6 +160,29 @@ class GANArchitecture(Architecture):
                 labels = labels.to(self.device).expand(n) if labels.numel() == 1 else \
                     labels.to(self.device)
             return self.g_forward(z, labels, G)
+        finally:
+            G.train(was_training)
+
+    # -- latent exploration: z itself is the working space (one layer, no truncation) -----
+
+    def latent_space(self) -> LatentSpace:
+        dim = self.setup.latent_dim
+        return LatentSpace(space="z", dim=dim, z_dim=dim)
+
+    def map_latents(self, z: Tensor, labels: Tensor | None,
+                    truncation_psi: float = 1.0) -> Tensor:
+        return z.to(self.device)[:, None, :]
+
+    def render_latents(self, latents: Tensor, labels: Tensor | None, *,
+                       noise_mode: str = "const", noise: dict[str, Tensor] | None = None
+                       ) -> Tensor:
+        G = self.sampling_generator
+        was_training = G.training
+        G.eval()   # as generate(): running BatchNorm statistics, the same image per latent
+        try:
+            with torch.set_grad_enabled(latents.requires_grad):
+                labels = None if labels is None else labels.to(self.device)
+                return self.g_forward(latents[:, 0], labels, G)
         finally:
             G.train(was_training)
 

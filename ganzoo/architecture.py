@@ -90,6 +90,39 @@ def check_config(config: Any) -> None:
                 raise GanzooError(f"{flag} must be {sign} {bound:g}, got {value:g}")
 
 
+@dataclass(frozen=True)
+class LatentSpace:
+    """What an architecture lets ``ganzoo video|mix|truncation|project`` do with its
+    generator's latents (:meth:`Architecture.latent_space`).
+
+    Latents travel as ``[N, layers, dim]`` in the working space: z itself (``layers`` = 1)
+    for a generator fed Gaussian noise, or the per-layer ws of a style-based generator, so
+    interpolation, mixing and projection are one code path for both.
+    """
+
+    space: str                 # "z": the Gaussian input; "w": a style-based G's mapped latent
+    dim: int                   # size of one latent vector in that space
+    z_dim: int                 # size of the Gaussian input the seeds draw
+    layers: int = 1            # latents one image takes (a style-based G: num_ws)
+    truncation: bool = False   # truncation towards the mean latent (needs a mean w)
+    noise_maps: bool = False   # per-layer noise inputs that projection may optimise
+
+    @property
+    def style_based(self) -> bool:
+        return self.space == "w"
+
+    @property
+    def mixing(self) -> bool:
+        """Different latents per layer (style mixing) are meaningful."""
+        return self.style_based and self.layers > 1
+
+    @property
+    def interpolation(self) -> str:
+        """Spherical for Gaussian z (a straight line cuts through the low-density centre of
+        the shell where the samples live); linear in W, which is not Gaussian."""
+        return "linear" if self.style_based else "spherical"
+
+
 @dataclass
 class GenerateRequest:
     """The common options of ``ganzoo generate NAME``, handed to an architecture that writes
@@ -234,6 +267,36 @@ class Architecture(abc.ABC):
         generate without a checkpoint of its own (DeepDream on ImageNet InceptionV1 weights).
         """
         raise NotImplementedError(f"{cls.name} declares GenerateConfig but not generate_files")
+
+    # -- latent exploration (ganzoo video, mix, truncation, project) ----------------------
+
+    def latent_space(self) -> LatentSpace | None:
+        """The generator's latent space, or None when the architecture has none to explore
+        (DeepDream). Architectures that return one implement the three methods below."""
+        return None
+
+    def map_latents(self, z: Tensor, labels: Tensor | None,
+                    truncation_psi: float = 1.0) -> Tensor:
+        """z [N, z_dim] (and class indices [N] for conditional models) -> working latents
+        [N, layers, dim]; ``truncation_psi`` != 1 only where the space supports it."""
+        raise GanzooError(f"{self.name} has no latent space to explore")
+
+    def mean_latent(self, labels: Tensor | None) -> Tensor:
+        """The working latent truncation pulls towards, [N, layers, dim]."""
+        raise GanzooError(f"{self.name} does not support truncation")
+
+    def render_latents(self, latents: Tensor, labels: Tensor | None, *,
+                       noise_mode: str = "const", noise: dict[str, Tensor] | None = None
+                       ) -> Tensor:
+        """Images NCHW in [-1, 1] (not clamped: projection needs the gradient) from working
+        latents. ``noise`` replaces named noise maps (style-based G, projection); under
+        autograd when ``latents`` requires grad, otherwise as in :meth:`generate`."""
+        raise GanzooError(f"{self.name} has no latent space to explore")
+
+    def noise_maps(self) -> dict[str, Tensor]:
+        """The generator's per-layer noise inputs by name (copies), for projection to start
+        from; {} when there are none."""
+        return {}
 
     # -- helpers for subclasses -----------------------------------------------------------
 

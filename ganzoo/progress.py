@@ -54,3 +54,40 @@ class ProgressLine:
         if not self.quiet:
             self.stream.write(("\r\033[K" if self.live else "") + text + "\n")
             self.stream.flush()
+
+
+class ProgressBar:
+    """``label [#####.....] 12/40  3s left`` on stderr, redrawn in place on a terminal at most
+    a few times a second; nothing at all when the stream is not a terminal (logs, tests)."""
+
+    def __init__(self, label: str, total: int, stream: TextIO | None = None,
+                 width: int = 30, min_interval: float = 0.2):
+        self.label, self.total, self.width = label, max(1, total), width
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty()
+        self.min_interval = min_interval
+        self.done = 0
+        self._start = self._last_draw = time.monotonic()
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.live and (now - self._last_draw >= self.min_interval or
+                          self.done >= self.total):
+            self._last_draw = now
+            filled = self.width * min(self.done, self.total) // self.total
+            left = (now - self._start) / self.done * (self.total - self.done)
+            self.stream.write(f"\r\033[K{self.label} [{'#' * filled}{'.' * (self.width - filled)}]"
+                              f" {self.done}/{self.total}  {format_duration(left)} left")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.live:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+    def __enter__(self) -> "ProgressBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

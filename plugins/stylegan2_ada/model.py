@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ganzoo import Architecture, DataSpec, distributed
-from ganzoo.architecture import forked_rng
+from ganzoo.architecture import LatentSpace, forked_rng
 from ganzoo.ema import GeneratorEMA
 from ganzoo.errors import GanzooError
 from ganzoo_plugins.stylegan2_ada.ada import AdaController
@@ -270,6 +270,49 @@ class StyleGAN2ADA(Architecture):
         seed = int(seed)
         rng = np.random.RandomState(seed if seed < 2 ** 32 else [seed & 0xFFFFFFFF, seed >> 32])
         return torch.from_numpy(rng.randn(n, dim)).float().to(self.device)
+
+    # -- latent exploration: W space, per-layer ws, truncation around w_avg -----------------
+
+    def latent_space(self) -> LatentSpace:
+        G = self.ema.model
+        return LatentSpace(space="w", dim=G.w_dim, z_dim=G.z_dim, layers=G.num_ws,
+                           truncation=True, noise_maps=True)
+
+    def _cond(self, labels: Tensor | None, n: int) -> Tensor:
+        """One-hot classes; a conditional model without labels draws class 0, as
+        generate() does for a single image."""
+        if self.conditional and labels is None:
+            labels = torch.zeros(n, dtype=torch.long)
+        if labels is not None and labels.numel() == 1:
+            labels = labels.reshape(1).expand(n)
+        return self._one_hot(labels if self.conditional else None, n)
+
+    @torch.no_grad()
+    def map_latents(self, z: Tensor, labels: Tensor | None,
+                    truncation_psi: float = 1.0) -> Tensor:
+        z = z.to(self.device)
+        return self.ema.model.mapping(z, self._cond(labels, z.shape[0]),
+                                      truncation_psi=truncation_psi)
+
+    def mean_latent(self, labels: Tensor | None) -> Tensor:
+        G = self.ema.model
+        n = 1 if labels is None else labels.numel()
+        return G.mapping.w_avg[None, None, :].expand(n, G.num_ws, -1).clone()
+
+    def render_latents(self, latents: Tensor, labels: Tensor | None, *,
+                       noise_mode: str = "const", noise: dict[str, Tensor] | None = None
+                       ) -> Tensor:
+        synthesis = self.ema.model.synthesis
+        with torch.set_grad_enabled(latents.requires_grad):
+            if not noise:
+                return synthesis(latents.to(self.device), noise_mode=noise_mode)
+            # Swapped in for this call only: the network's own noise buffers stay as they are.
+            return torch.func.functional_call(synthesis, noise, (latents.to(self.device),),
+                                              {"noise_mode": "const"}, strict=False)
+
+    def noise_maps(self) -> dict[str, Tensor]:
+        return {name: buf.detach().clone() for name, buf in
+                self.ema.model.synthesis.named_buffers() if name.endswith("noise_const")}
 
     # -- network summary -------------------------------------------------------------------------
 
