@@ -267,9 +267,12 @@ def table(results: list[ArmResult], s: SmallDataSetup) -> str:
     rows = summarise(results)
     best = min(rows, key=lambda r: r.fid_mean)
     options = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in s.arch_options.items())
+    pretrained = any(r.arm.startswith("pretrained") or "pretrained" in " ".join(r.notes)
+                     for r in rows)
+    pre = (f" (pre-training: {s.pretrain_kimg:g} kimg on "
+           f"{s.pretrain or 'the rest of ' + s.data})") if pretrained else ""
     lines = [f"{s.arch}{' ' + options if options else ''} on {s.data}, {s.images} images, "
-             f"{s.resolution}px, {s.kimg:g} kimg per arm (pre-training: "
-             f"{s.pretrain_kimg:g} kimg on {s.pretrain or 'the rest of ' + s.data}), seeds "
+             f"{s.resolution}px, {s.kimg:g} kimg per arm{pre}, seeds "
              f"{', '.join(map(str, s.seeds))}", "",
              "| arm | real images | FID (domain), mean ± sd | per seed | memorisation, mean "
              "(max) |", "|---|---|---|---|---|"]
