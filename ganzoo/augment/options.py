@@ -34,8 +34,9 @@ class AugmentOptions:
                                  "cutout (DiffAugment), bgc, blit, geom (ADA), or a plugin's "
                                  "[default: diffaug color,translation,cutout; ada, fixed: "
                                  "bgc]", metavar="LIST")
-    ada_target: float = option(0.6, "ADA target of r_t, the share of reals D scores on the "
-                               "real side", above=0, below=1)
+    ada_target: float = option(0.6, "ADA target of r_t = E[sign(D(real) - boundary)] "
+                               "(boundary: 0; LSGAN 0.5; WGAN the mean fake output)",
+                               above=0, below=1)
     ada_kimg: float = option(500.0, "ADA speed: p can move from 0 to 1 in this many kimg "
                              "(the paper's 500 suits long runs; a short run needs less)",
                              above=0)
