@@ -272,7 +272,8 @@ def table(results: list[ArmResult], s: SmallDataSetup) -> str:
     pre = (f" (pre-training: {s.pretrain_kimg:g} kimg on "
            f"{s.pretrain or 'the rest of ' + s.data})") if pretrained else ""
     lines = [f"{s.arch}{' ' + options if options else ''} on {s.data}, {s.images} images, "
-             f"{s.resolution}px, {s.kimg:g} kimg per arm{pre}, seeds "
+             f"{s.resolution}px, {s.kimg:g} kimg per arm"
+             f"{f', batch {s.batch}' if s.batch else ''}{pre}, seeds "
              f"{', '.join(map(str, s.seeds))}", "",
              "| arm | real images | FID (domain), mean ± sd | per seed | memorisation, mean "
              "(max) |", "|---|---|---|---|---|"]
