@@ -51,6 +51,7 @@ class SmallDataState:
         self.ada = AdaController(options.ada_target, ADA_INTERVAL, options.ada_kimg,
                                  options.start_p) if options.augment == "ada" else None
         self.lecam = LeCam(options.lecam, device) if options.lecam > 0 else None
+        self.last_lecam = torch.zeros(())
 
     def augment(self, images: Tensor) -> Tensor:
         return self.policy(images)
@@ -62,15 +63,20 @@ class SmallDataState:
         if self.lecam is None:
             return 0.0
         self.lecam.update(real_logits, fake_logits)
-        return self.lecam.penalty(real_logits, fake_logits)
+        penalty = self.lecam.penalty(real_logits, fake_logits)
+        self.last_lecam = penalty.detach()
+        return penalty
 
-    def end_step(self, images: int) -> dict[str, float]:
+    def end_step(self, images: int) -> dict:
         """After a train step of ``images`` reals (all ranks): ADA may move p."""
         if self.ada is not None:
             p = self.ada.step(images)
             if p is not None:
                 self.policy.p = p
-        return {"augment_p": self.policy.p}
+        stats: dict = {"augment_p": self.policy.p}
+        if self.lecam is not None:     # the last D step's weighted term (a 0-d tensor)
+            stats["lecam"] = self.last_lecam
+        return stats
 
     def state_dict(self) -> dict:
         state: dict = {"p": self.policy.p}
