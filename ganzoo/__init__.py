@@ -22,6 +22,7 @@ from ganzoo.hookspecs import hookimpl
 # nothing from this package's namespace (only its submodules), so there is no import cycle;
 # tests/test_plugins.py imports each name in a fresh interpreter to keep it that way.
 from ganzoo.adversarial import GANArchitecture
+from ganzoo.augment.registry import register_augmentation
 from ganzoo.data.source import DatasetSource, ImageSet, PrepareOptions
 from ganzoo.features import FeatureExtractor
 from ganzoo.importers import CheckpointImporter
@@ -30,7 +31,8 @@ __version__ = "0.1.0"
 
 __all__ = ["Architecture", "CheckpointImporter", "DataSpec", "DatasetSource",
            "FeatureExtractor", "GANArchitecture", "GanzooError", "ImageSet", "PrepareOptions",
-           "create", "hookimpl", "list_architectures", "load_checkpoint", "option", "train"]
+           "create", "hookimpl", "list_architectures", "load_checkpoint", "option",
+           "register_augmentation", "train"]
 
 
 def list_architectures(pattern: str = "*") -> list[str]:

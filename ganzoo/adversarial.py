@@ -3,6 +3,10 @@
 One call of :func:`adversarial_step` is one generator update preceded by ``n_critic``
 discriminator updates, each on its own slice of the real batch (the trainer hands over
 ``n_critic`` minibatches at once, see ``Architecture.batches_per_step``).
+
+With ``--augment`` (ganzoo/augment) every image D sees goes through the same differentiable
+augmentation: reals and fakes in D's loss, fakes in G's loss, and the interpolates of
+WGAN-GP's penalty, whose gradient is taken through the augmentation (as R1 is in ADA).
 """
 from __future__ import annotations
 
@@ -14,11 +18,14 @@ from torch import Tensor, nn
 
 from ganzoo import distributed
 from ganzoo.architecture import Architecture, LatentSpace, option
+from ganzoo.augment.options import AugmentOptions
+from ganzoo.augment.state import SmallDataState, small_data_state
 from ganzoo.ema import GeneratorEMA
 from ganzoo.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
 
 Generate = Callable[[Tensor, "Tensor | None"], Tensor]        # (z, labels) -> images
 Discriminate = Callable[[Tensor, "Tensor | None"], Tensor]    # (images, labels) -> logits
+ExtraDLoss = Callable[[Tensor, Tensor], "Tensor | float"]     # (real, fake logits) -> term
 
 
 @dataclass(frozen=True)
@@ -30,8 +37,9 @@ class AdversarialSetup:
 
 
 @dataclass
-class EMAOptions:
-    """The ``--ema-kimg`` config field of every architecture built on GANArchitecture."""
+class EMAOptions(AugmentOptions):
+    """The ``--ema-kimg`` config field of every architecture built on GANArchitecture, and
+    (inherited) its augmentation and LeCam fields."""
 
     # Off by default: with the BatchNorm generators of dcgan, cgan and wgan-gp the average
     # sampled worse than the live G in short runs (dcgan, shapes 32x32, 20 kimg: 16% vs 29%
@@ -57,7 +65,10 @@ class LossOptions(EMAOptions):
 def adversarial_step(generate: Generate, discriminate: Discriminate,
                      opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                      reals: Tensor, labels: Tensor | None,
-                     setup: AdversarialSetup) -> dict[str, float]:
+                     setup: AdversarialSetup,
+                     extra_d_loss: ExtraDLoss | None = None) -> dict[str, float]:
+    """``discriminate`` is what every loss term calls (augmenting, when on);
+    ``extra_d_loss(real_logits, fake_logits)`` is added to each D loss (LeCam)."""
     real_chunks = reals.chunk(setup.n_critic)
     label_chunks = labels.chunk(setup.n_critic) if labels is not None else \
         [None] * len(real_chunks)
@@ -77,6 +88,8 @@ def adversarial_step(generate: Generate, discriminate: Discriminate,
             stats["gp"] = penalty.item()
             stats["wdist"] = (real_logits.mean() - fake_logits.mean()).item()
             loss_d = loss_d + setup.gp_weight * penalty
+        if extra_d_loss is not None:
+            loss_d = loss_d + extra_d_loss(real_logits, fake_logits)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
@@ -108,6 +121,9 @@ class GANArchitecture(Architecture):
         self.setup = setup
         self.ema = GeneratorEMA(self.G, ema_kimg) if ema_kimg > 0 else None
         self.images_seen = 0   # what the EMA ramp-up counts
+        # None unless --augment or --lecam: a plain run draws no extra random numbers.
+        self.small_data: SmallDataState | None = small_data_state(self.config, setup.loss,
+                                                                  self.device)
 
     @property
     def batches_per_step(self) -> int:
@@ -135,13 +151,22 @@ class GANArchitecture(Architecture):
         net = getattr(self.D, "net", None)
         return sequential_blocks(net) if isinstance(net, nn.Sequential) else []
 
+    def d_augmented(self, images: Tensor, labels: Tensor | None) -> Tensor:
+        """D of augmented images: what training's every loss term sees."""
+        return self.d_forward(self.small_data.augment(images), labels)
+
     def train_step(self, reals: Tensor, labels: Tensor | None) -> dict[str, float]:
-        stats = adversarial_step(self.g_forward, self.d_forward, self.opt_g, self.opt_d,
-                                 reals, labels, self.setup)
+        extra = self.small_data
+        stats = adversarial_step(self.g_forward,
+                                 self.d_forward if extra is None else self.d_augmented,
+                                 self.opt_g, self.opt_d, reals, labels, self.setup,
+                                 None if extra is None else extra.d_loss)
         n = reals.shape[0] * distributed.world_size()   # images of the global minibatch
         self.images_seen += n
         if self.ema is not None:
             self.ema.update(self.G, n, self.images_seen)
+        if extra is not None:
+            stats.update(extra.end_step(n))
         return stats
 
     @property
@@ -192,6 +217,8 @@ class GANArchitecture(Architecture):
                  "images_seen": self.images_seen}
         if self.ema is not None:
             state["G_ema"] = self.ema.model.state_dict()
+        if self.small_data is not None:
+            state["small_data"] = self.small_data.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -203,3 +230,5 @@ class GANArchitecture(Architecture):
         if self.ema is not None:
             # A checkpoint written without an average starts one from its generator.
             self.ema.model.load_state_dict(state.get("G_ema", state["G"]))
+        if self.small_data is not None and "small_data" in state:
+            self.small_data.load_state_dict(state["small_data"])

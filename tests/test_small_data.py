@@ -145,22 +145,51 @@ def test_data_expand_never_writes_a_near_copy(cli):
 
 
 @pytest.mark.slow
-def test_small_data_experiment_writes_a_table_of_four_arms(cli):
+def test_small_data_experiment_writes_a_table_of_every_arm(cli):
     r = cli("experiment", "small-data", "--arch", "dcgan", "--data", "bin-objects",
             "--kimg", "0.128", "--pretrain-kimg", "0.128", "--batch", "16", "--out", "sd",
-            "--device", "cpu")
+            "--device", "cpu", "--base-channels", "16")
     assert r.code == 0, r.err
     results = json.loads(Path("sd/results.json").read_text())
     arms = {a["arm"]: a for a in results["arms"]}
-    assert list(arms) == ["scratch", "pretrained", "expanded", "real-2N"]
+    assert list(arms) == ["scratch", "scratch+diffaug", "scratch+ada", "pretrained",
+                          "pretrained+diffaug", "expanded", "real-2N"]
     assert arms["scratch"]["train_images"] == 10 and arms["real-2N"]["train_images"] == 20
+    best = min((a for a in results["arms"][:5]), key=lambda a: a["fid"])
+    assert arms["expanded"]["note"] == f"from {best['arm']}"
     for a in arms.values():
         assert a["fid"] > 0 and 0 <= a["memorisation"] <= 1
         assert Path(f"sd/grid-{a['arm']}.png").exists()
     table = Path("sd/table.md").read_text()
-    assert table.count("\n| ") == 5 and "(best FID)" in table
-    pretrain = read_checkpoint(checkpoints_of(Path("sd/runs/pretrain").iterdir().__next__())[-1])
-    assert pretrain["data_spec"]["resolution"] == 32
+    assert table.count("\n| ") == 8 and "(best FID)" in table
+    # The architecture option after --arch reached every run.
+    config = json.loads(next(Path("sd/seed-0/runs/scratch+ada").iterdir()).joinpath(
+        "config.json").read_text())
+    assert config["config"]["base_channels"] == 16 and config["config"]["augment"] == "ada"
+    pretrain = next(Path("sd/seed-0/runs/pretrain").iterdir())
+    assert read_checkpoint(checkpoints_of(pretrain)[-1])["data_spec"]["resolution"] == 32
     # The pre-training set leaves out the 2N images the arms train on.
-    assert json.loads(Path(next(Path("sd/runs/pretrain").iterdir()) / "config.json")
-                      .read_text())["data"]["images"] == 4980
+    assert json.loads((pretrain / "config.json").read_text())["data"]["images"] == 4980
+
+
+def test_small_data_experiment_over_seeds_reports_mean_and_spread(cli):
+    r = cli("experiment", "small-data", "--arch", "dcgan", "--data", "bin-objects",
+            "--kimg", "0.032", "--batch", "16", "--out", "sd", "--device", "cpu",
+            "--seeds", "0,1", "--arms", "scratch,scratch+diffaug", "--base-channels", "8",
+            "--max-channels", "16")
+    assert r.code == 0, r.err
+    summary = json.loads(Path("sd/results.json").read_text())["summary"]
+    assert [s["arm"] for s in summary] == ["scratch", "scratch+diffaug"]
+    for s in summary:
+        assert len(s["fids"]) == 2 and s["fid_mean"] == pytest.approx(sum(s["fids"]) / 2)
+        assert s["fid_std"] == pytest.approx(abs(s["fids"][0] - s["fids"][1]) / 2 ** 0.5)
+    assert "mean ± sd" in r.out and "seeds 0, 1" in r.out
+
+
+def test_small_data_experiment_refuses_unknown_arms_and_options(cli):
+    r = cli("experiment", "small-data", "--arch", "dcgan", "--data", "bin-objects",
+            "--arms", "scratch,dreamed")
+    assert r.code == 1 and "--arms: dreamed not among scratch, scratch+diffaug" in r.err
+    r = cli("experiment", "small-data", "--arch", "dcgan", "--data", "bin-objects",
+            "--no-such-option", "1")
+    assert r.code == 2 and "No such option '--no-such-option'" in r.err

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ganzoo import option
 from ganzoo.errors import GanzooError
-from ganzoo_plugins.stylegan2_ada.augment import PRESETS
+from ganzoo.augment.pipeline import PRESETS
 
 ADAM_BETAS = (0.0, 0.99)
 ADAM_EPS = 1e-8

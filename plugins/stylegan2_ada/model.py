@@ -21,8 +21,8 @@ from ganzoo import Architecture, DataSpec, distributed
 from ganzoo.architecture import LatentSpace, forked_rng
 from ganzoo.ema import GeneratorEMA
 from ganzoo.errors import GanzooError
-from ganzoo_plugins.stylegan2_ada.ada import AdaController
-from ganzoo_plugins.stylegan2_ada.augment import AugmentPipe
+from ganzoo.augment.ada import AdaController
+from ganzoo.augment.pipeline import AugmentPipe
 from ganzoo_plugins.stylegan2_ada.config import (ADAM_BETAS, ADAM_EPS, PL_BATCH_SHRINK,
                                                  PL_DECAY, StyleGAN2ADAConfig, cfg_batch,
                                                  lazy_adam, resolve)
