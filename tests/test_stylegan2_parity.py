@@ -159,3 +159,15 @@ def test_cifar_config_uses_the_original_non_residual_discriminator():
     assert model.D(img, None).shape == (4, 1)
     resnet = ganzoo.create("stylegan2-ada", ganzoo.DataSpec(32, 3), cfg="cifar", d_arch="resnet")
     assert any(".skip." in k for k in resnet.D.state_dict())
+
+
+def test_cpu_preset_is_tiny_with_the_settings_that_learn_shapes():
+    """--cfg cpu: tiny's networks, batch 64, minibatch stddev over 32, no path length or
+    style mixing (measured: the only CPU setting found that breaks the collapse)."""
+    tiny_model = ganzoo.create("stylegan2-ada", ganzoo.DataSpec(32, 1), cfg="tiny")
+    cpu = ganzoo.create("stylegan2-ada", ganzoo.DataSpec(32, 1), cfg="cpu")
+    assert cpu.preferred_batch() == 64
+    c = cpu.config
+    assert (c.mbstd_group, c.pl_weight, c.style_mixing) == (32, 0.0, 0.0)
+    assert sum(p.numel() for p in cpu.G.parameters()) == \
+        sum(p.numel() for p in tiny_model.G.parameters())

@@ -70,6 +70,13 @@ CONFIGS: dict[str, CfgRow] = {
     # (channels 32 at 32x32, 64 below; z and w of 64). For tests and CPU demos.
     "tiny": CfgRow(16, 4, 1 / 32, 0.0025, 0.05, 5, 0.05, 2, z_dim=64, w_dim=64,
                    channel_max=64),
+    # Not published: tiny's networks with batch 64 (twice tiny's kimg per second on CPU),
+    # minibatch stddev over 32 samples, no path length, no style mixing (as cifar). Every
+    # tiny variant collapsed to one shape within 2-12 kimg; this one breaks out of it between
+    # 60 and 100 kimg and draws circles, squares, triangles and rough stars on `shapes` at
+    # 32x32 by 200 kimg (16.5 minutes on 2 CPU threads; benchmarks/RESULTS.md).
+    "cpu": CfgRow(64, 32, 1 / 32, 0.0025, 0.05, 5, 0.05, 2, pl_weight=0.0, style_mixing=0.0,
+                  z_dim=64, w_dim=64, channel_max=64),
 }
 CFG_NAMES = ("auto", *CONFIGS)
 
@@ -96,7 +103,7 @@ def cfg_row(name: str, resolution: int) -> CfgRow:
 @dataclass
 class StyleGAN2ADAConfig:
     cfg: str = option("auto", "published hyperparameter set the options below default to "
-                      "(tiny: for tests and CPU demos)", choices=list(CFG_NAMES))
+                      "(tiny: for tests; cpu: learns `shapes` on a CPU)", choices=list(CFG_NAMES))
     cond: bool = option(False, "train a class-conditional model on the data's labels")
     gamma: float | None = option(None, "R1 regularisation weight [default: from --cfg]")
     map: int | None = option(None, "mapping network depth [default: from --cfg]")
