@@ -250,11 +250,14 @@ def open_checkpoint(path: Path, *, trust: bool = False, registry=None) -> Checkp
     path = Path(path)
     if not path.is_file():
         raise GanzooError(f"checkpoint {path} does not exist")
-    if is_plain_pickle(path) and not _is_legacy_torch_file(path):
+    with open(path, "rb") as f:
+        head = f.read(len(_LEGACY_TORCH_MAGIC))
+    legacy_torch = head == _LEGACY_TORCH_MAGIC
+    if is_plain_pickle(head) and not legacy_torch:
         return Checkpoint.from_dict(import_pickle(path, registry), path)
     if zipfile.is_zipfile(path):
         _check_zip(path)
-    elif not _is_legacy_torch_file(path):
+    elif not legacy_torch:
         raise GanzooError(f"checkpoint {path} is unreadable: it is {describe_file(path)}, "
                           "not a checkpoint")
     return Checkpoint.from_dict(_torch_load(path, trust), path)
@@ -262,11 +265,6 @@ def open_checkpoint(path: Path, *, trust: bool = False, registry=None) -> Checkp
 
 # The pickled magic number that starts torch.save's pre-1.6 (non-zip) format.
 _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."
-
-
-def _is_legacy_torch_file(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(len(_LEGACY_TORCH_MAGIC)) == _LEGACY_TORCH_MAGIC
 
 
 def _check_zip(path: Path) -> None:

@@ -185,13 +185,11 @@ class _DataUnpickler(pickle.Unpickler):
         raise GanzooError("it uses persistent ids (a torch.save file, not a plain pickle)")
 
 
-def is_plain_pickle(path: Path) -> bool:
-    """Whether ``path`` starts like a pickle stream of protocol 2+ (not a zip, as
-    ``torch.save`` writes; torch's legacy format starts with a pickled magic number, which
-    :func:`load` refuses as it needs persistent ids)."""
-    with open(path, "rb") as f:
-        head = f.read(2)
-    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+def is_plain_pickle(head: bytes) -> bool:
+    """Whether a file starting with ``head`` (its first bytes) is a pickle stream of protocol
+    2+ (not a zip, as ``torch.save`` writes; torch's legacy format starts with a pickled
+    magic number, which :func:`load` refuses as it needs persistent ids)."""
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
 def load(source: Path | BinaryIO) -> Any:
