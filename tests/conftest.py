@@ -87,3 +87,16 @@ def trained_run(tmp_path_factory) -> Path:
     runs = sorted((root / "runs").iterdir())
     assert len(runs) == 1
     return runs[0]
+
+
+def resume_copy(cli, tmp_path: Path, source: Path, arch: str, kimg: str) -> Path:
+    """Resume a copy of checkpoint ``source`` (outside any run directory) to ``kimg`` under
+    tmp_path/runs; returns the new run's last checkpoint."""
+    import shutil
+    from ganzoo.checkpoint import checkpoints_of, list_runs
+    path = tmp_path / source.name
+    shutil.copy(source, path)
+    result = cli("train", arch, "--resume", str(path), "--kimg", kimg,
+                 "--out", str(tmp_path / "runs"), "-q")
+    assert result.code == 0, result.err
+    return checkpoints_of(list_runs(tmp_path / "runs")[-1])[-1]

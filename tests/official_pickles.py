@@ -19,6 +19,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+# The official reference data (CI has ../shared; a user's clone may not: skip then).
+OFFICIAL_FIXTURES = (Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+                     / "stylegan2-official")
 MARKER_RECONSTRUCT = "reconstructed-by-running-code"
 MARKER_SOURCE = "module-src-was-executed"
 
@@ -151,3 +154,15 @@ def snapshot_pickle(root: Path, fixture: dict, augment_p: float = 0.25) -> bytes
 
 def load_fixture(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def write_snapshot(tmp_path: Path, name: str = "sg2ada-32-cond5.pt") -> tuple[Path, dict]:
+    """``tmp_path/network-snapshot-000120.pkl`` of reference file ``name`` (p 0.25), and the
+    reference data; skips the test when ../shared is absent."""
+    import pytest
+    if not OFFICIAL_FIXTURES.is_dir():
+        pytest.skip("../shared/fixtures/stylegan2-official is absent")
+    fixture = load_fixture(OFFICIAL_FIXTURES / name)
+    path = tmp_path / "network-snapshot-000120.pkl"
+    path.write_bytes(snapshot_pickle(tmp_path / "stand-ins", fixture, augment_p=0.25))
+    return path, fixture

@@ -101,13 +101,9 @@ def test_a_checkpoint_of_an_earlier_main_loads_and_generates_the_same():
 
 
 def test_a_checkpoint_of_an_earlier_main_resumes(cli, tmp_path):
-    from ganzoo.checkpoint import checkpoints_of, list_runs, read_checkpoint
-    path = tmp_path / "ckpt-0000000064.pt"
-    shutil.copy(OLD_MAIN / "dcgan-ckpt-0000000064.pt", path)
-    result = cli("train", "dcgan", "--resume", str(path), "--kimg", "0.096",
-                 "--out", str(tmp_path / "runs"), "-q")
-    assert result.code == 0, result.err
-    last = checkpoints_of(list_runs(tmp_path / "runs")[-1])[-1]
+    from conftest import resume_copy
+    from ganzoo.checkpoint import read_checkpoint
+    last = resume_copy(cli, tmp_path, OLD_MAIN / "dcgan-ckpt-0000000064.pt", "dcgan", "0.096")
     assert read_checkpoint(last)["progress"]["images"] == 96
 
 

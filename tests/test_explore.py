@@ -328,18 +328,10 @@ def test_unsupported_requests_are_refused_in_one_line(cli, checkpoints, tmp_path
 
 # -- an official StyleGAN2-ADA network -------------------------------------------------------
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "stylegan2-official"
-
-
 @pytest.fixture
 def official_pickle(tmp_path):
-    if not FIXTURES.is_dir():
-        pytest.skip("../shared/fixtures/stylegan2-official is absent")
-    from official_pickles import load_fixture, snapshot_pickle
-    fixture = load_fixture(FIXTURES / "sg2ada-32-cond5.pt")
-    path = tmp_path / "network-snapshot-000120.pkl"
-    path.write_bytes(snapshot_pickle(tmp_path / "stand-ins", fixture))
-    return path
+    from official_pickles import write_snapshot
+    return write_snapshot(tmp_path)[0]
 
 
 def test_mix_and_video_on_an_official_pickle(cli, official_pickle, tmp_path):

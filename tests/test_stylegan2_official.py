@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import torch
 
-from official_pickles import (MARKER_RECONSTRUCT, MARKER_SOURCE, fixture_networks,
-                              load_fixture, official_pickle, snapshot_pickle,
-                              stand_ins_importable)
+from official_pickles import (MARKER_RECONSTRUCT, MARKER_SOURCE, OFFICIAL_FIXTURES,
+                              fixture_networks, load_fixture, official_pickle,
+                              stand_ins_importable, write_snapshot)
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "stylegan2-official"
+FIXTURES = OFFICIAL_FIXTURES
 FILES = ["sg2ada-32-uncond.pt", "sg2ada-32-cond5.pt", "sg2ada-64-cond3-map8.pt"]
 TOLERANCE = 1e-5      # relative to the reference's largest magnitude; float32 rounding is ~1e-6
 
@@ -108,12 +108,7 @@ def test_conditional_discriminator_mapping_depth_and_parameter_counts():
 
 @pytest.fixture
 def snapshot_file(tmp_path):
-    if not FIXTURES.is_dir():
-        pytest.skip("../shared/fixtures/stylegan2-official is absent")
-    fixture = load_fixture(FIXTURES / "sg2ada-32-cond5.pt")
-    path = tmp_path / "network-snapshot-000120.pkl"
-    path.write_bytes(snapshot_pickle(tmp_path / "stand-ins", fixture, augment_p=0.25))
-    return path, fixture
+    return write_snapshot(tmp_path)
 
 
 def test_the_stand_in_pickle_really_runs_code_when_unpickled(snapshot_file):

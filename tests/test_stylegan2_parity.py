@@ -138,15 +138,9 @@ def test_layout1_adam_moments_are_flipped_with_their_kernels():
 
 @pytest.mark.slow
 def test_layout1_checkpoint_resumes(cli, tmp_path):
-    import shutil
-    from ganzoo.checkpoint import checkpoints_of, list_runs
-    path = tmp_path / "ckpt-0000000064.pt"
-    shutil.copy(LAYOUT1 / "ckpt-0000000064.pt", path)
-    result = cli("train", "stylegan2-ada", "--resume", str(path), "--kimg", "0.08",
-                 "--out", str(tmp_path / "runs"), "-q")
-    assert result.code == 0, result.err
-    run = list_runs(tmp_path / "runs")[-1]
-    assert checkpoints_of(run)[-1].name == "ckpt-0000000080.pt"
+    from conftest import resume_copy
+    last = resume_copy(cli, tmp_path, LAYOUT1 / "ckpt-0000000064.pt", "stylegan2-ada", "0.08")
+    assert last.name == "ckpt-0000000080.pt"
 
 
 def test_cifar_config_uses_the_original_non_residual_discriminator():
