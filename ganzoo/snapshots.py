@@ -32,11 +32,20 @@ class SampleGrids(SnapshotCallback):
 
     def __init__(self, files: RunDirectory, resumed: bool):
         self.files = files
-        self.gif = ProgressGif()
-        if resumed:
-            self.gif.add_files(files.grids())
+        self.resumed = resumed
+        self.gif: ProgressGif | None = None
+
+    def _open_gif(self) -> ProgressGif:
+        # Read at the first snapshot, not at construction: every rank constructs its
+        # callbacks while rank 0 may still be rewinding (deleting) the grids of a resumed run.
+        gif = ProgressGif()
+        if self.resumed:
+            gif.add_files(self.files.grids())
+        return gif
 
     def __call__(self, trainer: "Trainer", final: bool) -> None:
+        if self.gif is None:
+            self.gif = self._open_gif()
         img = grid_image(trainer.sample_grid(), trainer.grid_cols,
                          col_titles=trainer.grid_titles())
         self.files.save_grid(img, trainer.progress.kimg, final)

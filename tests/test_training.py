@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -53,6 +54,25 @@ def test_run_directory_contents(trained_run):
     data = read_checkpoint(ckpts[-1])     # weights_only=True load
     assert data["progress"]["images"] == 128 and data["progress"]["step"] == 8
 
+
+
+def test_sample_grids_of_a_resumed_run_read_nothing_until_the_first_snapshot(trained_run,
+                                                                            tmp_path):
+    """CI failure: under torchrun, rank 1 built its callbacks while rank 0 rewound the run,
+    and read a grid rank 0 had just deleted (FileNotFoundError on the restart)."""
+    import shutil
+    from ganzoo.run_dir import RunDirectory
+    from ganzoo.snapshots import SampleGrids
+    run = tmp_path / "copy"
+    shutil.copytree(trained_run, run)
+    files = RunDirectory(run)
+    grids = SampleGrids(files, resumed=True)
+    files.rewind(0.064)                     # what rank 0 does meanwhile
+    assert [p.name for p in files.grids()] == ["fakes000000.064.png"]
+    trainer = SimpleNamespace(sample_grid=lambda: torch.zeros(4, 3, 8, 8), grid_cols=2,
+                              grid_titles=lambda: (), progress=SimpleNamespace(kimg=0.128))
+    grids(trainer, final=False)
+    assert Image.open(run / "progress.gif").n_frames == 2     # the kept grid and the new one
 
 def test_keep_last_k(cli, tmp_path):
     r = cli(*TRAIN, "--kimg", "0.128", "--snap", "0.016", "--keep", "2")
