@@ -17,6 +17,11 @@
 // strides are read in place; the output has the input's memory format (contiguous NCHW or
 // channels-last). The gradient of upfirdn2d is an upfirdn2d with up and down swapped (see
 // ganzoo/ops/upfirdn2d.py), so this kernel serves every order of backward too.
+//
+// Channels-last inputs of those StyleGAN2 geometries run a second kernel (upfirdn2d_nhwc_kernel,
+// below) that reads and writes NHWC directly: each thread computes a 2 x 2 tile of output
+// pixels for 8 (fp16/bf16), 4 (fp32) or 2 (fp64) adjacent channels from registers, with 16-byte
+// loads and stores (2 channels, a half2, when C is only even; 1 when it is odd).
 
 #include "common.cuh"
 
@@ -26,6 +31,7 @@
 #include <ATen/ops/mul.h>
 
 #include <algorithm>
+#include <type_traits>
 
 namespace ganzoo {
 namespace {
@@ -230,6 +236,229 @@ void launch(const at::Tensor& x, const at::Tensor& f, const at::Tensor& out, Geo
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
+// -- Channels-last (NHWC) ---------------------------------------------------------------------
+//
+// A channels-last input of StyleGAN2's geometries (the 4x4 filter with up 2, down 2 or neither,
+// the same on both axes; any padding) runs this kernel instead: the kernel above would read and
+// write NHWC one channel per lane, C values apart. Here a thread owns VEC adjacent channels
+// (one 16-byte access: 8 halves or 4 floats; 2 values, e.g. a half2, when C is not a multiple
+// of that; 1 when C is odd or the data is misaligned) of a P x P tile of output pixels. It
+// reads each input pixel of the tile's window once into registers, adds it into every output
+// of the tile that it meets, and writes the tile; the threads of a warp hold adjacent channel
+// groups, so every load and store covers contiguous memory. No shared memory but the filter.
+//
+// Tiles start where the first output's first tap meets an input pixel (phase 0): per axis,
+// tile origin o0 = tile * P - shift with o0 * D - pad0 a multiple of U (P is a multiple of U,
+// and up and down are not both > 1 here). Then, with J = (o0 * D - pad0) / U the first input
+// pixel, output o0 + k reads input J + i through tap t = i * U - k * D (when 0 <= t < F), all
+// compile-time numbers: the loops unroll into straight multiply-adds on registers. The taps of
+// an output are added in the same order as the NCHW kernel adds them (rows, then columns).
+
+struct NhwcGeometry {
+  int N, C, H, W, OH, OW;
+  int px0, py0;               // padding before, x and y
+  int shift_x, shift_y;       // tile origins: tile * P - shift (phase 0, see above)
+  int tiles_x, tiles_y;
+  int groups;                 // channel groups of VEC values: C / VEC
+  bool flip;
+  double gain;
+};
+
+// A pack of VEC values to and from the op-math type. Halves go two at a time through __half2:
+// one conversion instruction per pair, exactly the rounding of one value at a time.
+template <typename scalar_t, int VEC>
+__device__ __forceinline__ void unpack(const Pack<scalar_t, VEC>& p,
+                                       at::opmath_type<scalar_t>* v) {
+  if constexpr (std::is_same_v<scalar_t, c10::Half> && VEC % 2 == 0) {
+    const __half2* h = reinterpret_cast<const __half2*>(p.v);
+#pragma unroll
+    for (int k = 0; k < VEC / 2; ++k) {
+      const float2 f2 = __half22float2(h[k]);
+      v[2 * k] = f2.x;
+      v[2 * k + 1] = f2.y;
+    }
+  } else {
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) v[e] = static_cast<at::opmath_type<scalar_t>>(p.v[e]);
+  }
+}
+
+template <typename scalar_t, int VEC>
+__device__ __forceinline__ void pack(const at::opmath_type<scalar_t>* v,
+                                     Pack<scalar_t, VEC>& p) {
+  if constexpr (std::is_same_v<scalar_t, c10::Half> && VEC % 2 == 0) {
+    __half2* h = reinterpret_cast<__half2*>(p.v);
+#pragma unroll
+    for (int k = 0; k < VEC / 2; ++k) h[k] = __floats2half2_rn(v[2 * k], v[2 * k + 1]);
+  } else {
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) p.v[e] = static_cast<scalar_t>(v[e]);
+  }
+}
+
+template <typename scalar_t, int VEC, int U, int D, int F, int P>
+__global__ void __launch_bounds__(kThreads)
+upfirdn2d_nhwc_kernel(const scalar_t* __restrict__ x,
+                      const at::opmath_type<scalar_t>* __restrict__ f,
+                      scalar_t* __restrict__ out, NhwcGeometry g) {
+  using T = at::opmath_type<scalar_t>;
+  using V = Pack<scalar_t, VEC>;
+  static_assert(P % U == 0 && (U == 1 || D == 1), "tile origins must all be phase 0");
+  constexpr int kInputs = ((P - 1) * D + F - 1) / U + 1;   // input pixels per tile, per axis
+
+  // The filter as a correlation (as in the NCHW kernel), scaled by the gain.
+  __shared__ T w_s[F * F];
+  const int tid = threadIdx.x;
+  if (tid < F * F) w_s[tid] = (g.flip ? f[tid] : f[F * F - 1 - tid]) * static_cast<T>(g.gain);
+  __syncthreads();
+  T w[F][F];
+#pragma unroll
+  for (int i = 0; i < F; ++i) {
+#pragma unroll
+    for (int j = 0; j < F; ++j) w[i][j] = w_s[i * F + j];
+  }
+
+  // blockIdx.x and the thread: (tile column, channel group), channel groups fastest.
+  const int item = blockIdx.x * kThreads + tid;
+  if (item >= g.tiles_x * g.groups) return;   // no barrier below
+  const int tile_x = item / g.groups;
+  const int64_t c0 = int64_t(item - tile_x * g.groups) * VEC;
+  const int ox0 = tile_x * P - g.shift_x;
+  const int jx0 = (ox0 * D - g.px0) / U;      // exact: a multiple of U
+
+  for (int n = blockIdx.z; n < g.N; n += gridDim.z) {
+    for (int tile_y = blockIdx.y; tile_y < g.tiles_y; tile_y += gridDim.y) {
+      const int oy0 = tile_y * P - g.shift_y;
+      const int jy0 = (oy0 * D - g.py0) / U;
+      T acc[P][P][VEC];
+#pragma unroll
+      for (int ky = 0; ky < P; ++ky) {
+#pragma unroll
+        for (int kx = 0; kx < P; ++kx) {
+#pragma unroll
+          for (int e = 0; e < VEC; ++e) acc[ky][kx][e] = T(0);
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < kInputs; ++i) {
+        const int iy = jy0 + i;
+        const bool row_in = iy >= 0 && iy < g.H;
+        const int64_t row = (int64_t(n) * g.H + iy) * g.W * g.C + c0;   // read only if row_in
+#pragma unroll
+        for (int j = 0; j < kInputs; ++j) {
+          const int ix = jx0 + j;
+          T v[VEC];
+          if (row_in && ix >= 0 && ix < g.W) {
+            const V p = *reinterpret_cast<const V*>(x + row + int64_t(ix) * g.C);  // one load
+            unpack<scalar_t, VEC>(p, v);
+          } else {
+#pragma unroll
+            for (int e = 0; e < VEC; ++e) v[e] = T(0);
+          }
+#pragma unroll
+          for (int ky = 0; ky < P; ++ky) {
+            const int ty = i * U - ky * D;       // compile-time after unrolling
+            if (ty >= 0 && ty < F) {
+#pragma unroll
+              for (int kx = 0; kx < P; ++kx) {
+                const int tx = j * U - kx * D;
+                if (tx >= 0 && tx < F) {
+#pragma unroll
+                  for (int e = 0; e < VEC; ++e) acc[ky][kx][e] += v[e] * w[ty][tx];
+                }
+              }
+            }
+          }
+        }
+      }
+#pragma unroll
+      for (int ky = 0; ky < P; ++ky) {
+        const int oy = oy0 + ky;
+        if (oy < 0 || oy >= g.OH) continue;
+        scalar_t* orow = out + (int64_t(n) * g.OH + oy) * g.OW * g.C + c0;
+#pragma unroll
+        for (int kx = 0; kx < P; ++kx) {
+          const int ox = ox0 + kx;
+          if (ox < 0 || ox >= g.OW) continue;
+          V p;
+          pack<scalar_t, VEC>(acc[ky][kx], p);
+          *reinterpret_cast<V*>(orow + int64_t(ox) * g.C) = p;
+        }
+      }
+    }
+  }
+}
+
+constexpr int kNhwcTile = 2;   // P: 2 x 2 output pixels per thread
+
+template <typename scalar_t, int VEC, int U, int D>
+void launch_nhwc_geometry(const scalar_t* xp, const at::opmath_type<scalar_t>* fp,
+                          scalar_t* op, NhwcGeometry g) {
+  constexpr int P = kNhwcTile;
+  auto phase_shift = [](int pad0) { return ((-pad0) % U + U) % U; };   // 0 when U == 1
+  g.shift_x = phase_shift(g.px0);
+  g.shift_y = phase_shift(g.py0);
+  g.tiles_x = static_cast<int>(blocks_for(int64_t(g.OW) + g.shift_x, P));
+  g.tiles_y = static_cast<int>(blocks_for(int64_t(g.OH) + g.shift_y, P));
+  const int64_t items = int64_t(g.tiles_x) * g.groups;   // checked < 2^31 by the caller
+  const dim3 grid(static_cast<unsigned>(blocks_for(items, kThreads)),
+                  static_cast<unsigned>(std::min(g.tiles_y, 65535)),
+                  static_cast<unsigned>(std::min(g.N, 65535)));
+  upfirdn2d_nhwc_kernel<scalar_t, VEC, U, D, 4, P><<<grid, kThreads, 0, current_stream()>>>(
+      xp, fp, op, g);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <typename scalar_t, int VEC>
+void launch_nhwc_vec(const scalar_t* xp, const at::opmath_type<scalar_t>* fp, scalar_t* op,
+                     const NhwcGeometry& g, int up, int down) {
+  if (up == 2) launch_nhwc_geometry<scalar_t, VEC, 2, 1>(xp, fp, op, g);
+  else if (down == 2) launch_nhwc_geometry<scalar_t, VEC, 1, 2>(xp, fp, op, g);
+  else launch_nhwc_geometry<scalar_t, VEC, 1, 1>(xp, fp, op, g);
+}
+
+// The geometries the NHWC kernel takes: the 4x4 filter, up 2 / down 2 / neither on both axes.
+bool nhwc_geometry(const Geometry& g) {
+  const bool same = g.ux == g.uy && g.dx == g.dy;
+  return same && g.fw == 4 && g.fh == 4 &&
+         ((g.ux == 2 && g.dx == 1) || (g.ux == 1 && g.dx == 2) || (g.ux == 1 && g.dx == 1));
+}
+
+// Channels-last x (contiguous in that format) and out, a geometry of nhwc_geometry.
+template <typename scalar_t>
+void launch_nhwc(const at::Tensor& x, const at::Tensor& f, const at::Tensor& out,
+                 const Geometry& geo) {
+  NhwcGeometry g{};
+  g.N = static_cast<int>(x.size(0));
+  g.C = geo.C;
+  g.H = geo.H;
+  g.W = geo.W;
+  g.OH = geo.OH;
+  g.OW = geo.OW;
+  g.px0 = geo.px0;
+  g.py0 = geo.py0;
+  g.flip = geo.flip;
+  g.gain = geo.gain;
+  const scalar_t* xp = x.const_data_ptr<scalar_t>();
+  const auto* fp = f.const_data_ptr<at::opmath_type<scalar_t>>();
+  scalar_t* op = out.data_ptr<scalar_t>();
+  constexpr int kWide = 16 / sizeof(scalar_t);   // 8 halves, 4 floats, 2 doubles: 16 bytes
+  const auto fits = [&](int vec) {
+    const size_t bytes = vec * sizeof(scalar_t);
+    return g.C % vec == 0 && aligned(xp, bytes) && aligned(op, bytes);
+  };
+  if (fits(kWide)) {
+    g.groups = g.C / kWide;
+    launch_nhwc_vec<scalar_t, kWide>(xp, fp, op, g, geo.ux, geo.dx);
+  } else if (kWide > 2 && fits(2)) {
+    g.groups = g.C / 2;
+    launch_nhwc_vec<scalar_t, (kWide > 2 ? 2 : 1)>(xp, fp, op, g, geo.ux, geo.dx);
+  } else {
+    g.groups = g.C;
+    launch_nhwc_vec<scalar_t, 1>(xp, fp, op, g, geo.ux, geo.dx);
+  }
+}
+
 at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f_in, at::IntArrayRef up,
                      at::IntArrayRef down, at::IntArrayRef pad, bool flip, double gain) {
   TORCH_CHECK(x.is_cuda(), "upfirdn2d (cuda): expected a CUDA tensor");
@@ -284,8 +513,14 @@ at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f_in, at::IntArrayRe
   g.flip = flip;
   g.gain = gain;
 
-  GANZOO_DISPATCH_FLOATS(x.scalar_type(), "ganzoo_upfirdn2d_cuda",
-                         [&] { launch<scalar_t>(x, f, out, g); });
+  // Channels-last inputs of the hot geometries: the NHWC kernel (its work items, tile columns
+  // times channel groups, are an int: at most (OW / 2 + 1) * C).
+  const bool nhwc = channels_last && nhwc_geometry(g) &&
+                    (OW + 2) * C < (int64_t(1) << 31) - 2 * kThreads;
+  GANZOO_DISPATCH_FLOATS(x.scalar_type(), "ganzoo_upfirdn2d_cuda", [&] {
+    if (nhwc) launch_nhwc<scalar_t>(x, f, out, g);
+    else launch<scalar_t>(x, f, out, g);
+  });
   return out;
 }
 
