@@ -252,6 +252,9 @@ class _Upfirdn2d(torch.autograd.Function):
         y = _run_kernel(x, f, g)
         ctx.save_for_backward(f)
         ctx.g = g
+        # The kernels keep a channels-last input's layout; its gradient is kept in it too.
+        ctx.channels_last = x.is_contiguous(memory_format=torch.channels_last) and \
+            not x.is_contiguous()
         ctx.sizes = (x.shape[3], x.shape[2]), (y.shape[3], y.shape[2])
         return y
 
@@ -261,4 +264,6 @@ class _Upfirdn2d(torch.autograd.Function):
         in_size, out_size = ctx.sizes
         taps = (f.shape[0], f.shape[0]) if f.ndim == 1 else (f.shape[1], f.shape[0])
         g = _gradient_geometry(ctx.g, in_size, out_size, taps)
+        if ctx.channels_last:
+            dy = dy.contiguous(memory_format=torch.channels_last)   # no-op when it already is
         return _Upfirdn2d.apply(dy, f, g), None, None
