@@ -598,6 +598,93 @@ def test_cuda_upfirdn2d_at_network_sizes(cuda_native, case, dtype):
     for xl in (x.cuda(), x.cuda().contiguous(memory_format=torch.channels_last)):
         got = fn(xl, f.cuda(), impl="cuda")
         close(got.cpu(), want, dtype)
+        assert got.is_contiguous(memory_format=torch.channels_last) == (not xl.is_contiguous())
+
+
+# Paddings of the NHWC kernel's geometries (up, down, (x0, x1, y0, y1)): even and odd (the
+# two tap phases of up 2), negative (crops) and lopsided.
+NHWC_GEOMETRIES = {
+    "up2": [(2, 1, (2, 1, 2, 1)), (2, 1, (1, 2, 3, 0)), (2, 1, (-1, 3, 0, -2))],
+    "down2": [(1, 2, (1, 1, 1, 1)), (1, 2, (2, 0, -1, 3))],
+    "filter": [(1, 1, (2, 1, 2, 1)), (1, 1, (0, -1, 3, 1))],
+}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32], ids=["fp16", "fp32"])
+@pytest.mark.parametrize("case", sorted(NHWC_GEOMETRIES))
+def test_cuda_upfirdn2d_channels_last_matches_reference_and_nchw_kernel(cuda_native, case,
+                                                                          dtype):
+    """The channels-last (NHWC) kernel: channels-last in and out, the reference's values and
+    the NCHW kernel's, for C of each access width (16-byte packs: C = 8, 40 in fp16, 8, 12, 40
+    in fp32; pairs: 2, 6, 12 in fp16, 2, 6 in fp32; single channels: odd C 3, 13), both tap
+    phases and odd sizes (partial tiles), an input 1 element off alignment (single channels
+    whatever C is), gain and flip, each into a NaN-poisoned output buffer."""
+    torch.manual_seed(0)
+    f = setup_filter([1, 3, 3, 1])
+    fd = f.to(dtype).double()           # the kernel filters with f.to(dtype), as the reference
+    checked = 0
+    for C in (2, 3, 6, 8, 12, 13, 40):
+        for up, down, pad in NHWC_GEOMETRIES[case]:
+            for flip, gain in ((False, 1.0), (True, 1.7)):
+                kw = dict(up=up, down=down, padding=pad, flip_filter=flip, gain=gain)
+                x = torch.randn(2, C, 7, 9, dtype=dtype)
+                want = upfirdn2d(x.double(), fd, impl="ref", **kw).to(dtype)
+                nchw = upfirdn2d(x.cuda(), f.cuda(), impl="cuda", **kw)
+                buf = torch.empty(x.numel() + 1, dtype=dtype, device="cuda")
+                off = buf[1:].view(2, 7, 9, C).permute(0, 3, 1, 2)      # misaligned NHWC
+                off.copy_(x)
+                for xl in (x.cuda().contiguous(memory_format=torch.channels_last), off):
+                    assert xl.is_contiguous(memory_format=torch.channels_last)
+                    assert not xl.is_contiguous()
+                    torch.full((want.numel() * 2,), float("nan"), dtype=dtype, device="cuda")
+                    got = upfirdn2d(xl, f.cuda(), impl="cuda", **kw)
+                    assert got.shape == want.shape and got.dtype == dtype
+                    assert got.is_contiguous(memory_format=torch.channels_last)
+                    assert not got.isnan().any()
+                    close(got.cpu(), want, dtype)
+                    close(got, nchw, dtype)
+                    checked += 1
+    assert checked == 7 * len(NHWC_GEOMETRIES[case]) * 2 * 2
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32], ids=["fp16", "fp32"])
+@pytest.mark.parametrize("case", ["up2", "down2", "filter"])
+def test_upfirdn2d_channels_last_gradients_stay_channels_last(backend, case, dtype):
+    """A channels-last input gets a channels-last output and gradient (the backward is an
+    upfirdn2d, handed dy in channels-last) whatever the layout of the incoming gradient
+    (channels-last, NCHW, or y.sum()'s broadcast one); first and second order equal the float64
+    reference's (fp16: within a few roundings) and the NCHW path's."""
+    torch.manual_seed(1)
+    f = setup_filter([1, 3, 3, 1])
+    fn = {"up2": upsample2d, "down2": downsample2d, "filter": filter2d}[case]
+    x0 = torch.randn(2, 6, 7, 8, dtype=dtype)
+    w0 = torch.randn(fn(x0.double(), f.double(), impl="ref").shape, dtype=dtype)
+
+    def run(impl, device, dt, x_cl, w_cl):
+        """y, dL/dx, the second order d|dL/dx|^2/dw, d(y.sum())/dx; L = sum(y * w)."""
+        def put(t, cl):
+            t = t.to(device, dt)
+            return t.contiguous(memory_format=torch.channels_last if cl else
+                                torch.contiguous_format).requires_grad_()
+        x, w = put(x0, x_cl), put(w0, w_cl)
+        y = fn(x, f.to(dtype).to(device, dt), impl=impl)
+        g, = torch.autograd.grad((y * w).sum(), x, create_graph=True)
+        gg, = torch.autograd.grad((g * g).sum(), w)
+        g1, = torch.autograd.grad(y.sum(), x)
+        return y, g, gg, g1
+
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-2, atol=1e-2)
+    want = run("ref", "cpu", torch.float64, False, False)
+    nchw = run(backend.impl, backend.device, dtype, False, False)
+    for w_cl in (True, False):
+        got = run(backend.impl, backend.device, dtype, True, w_cl)
+        y, g, _, g1 = got
+        for t in (y, g, g1):
+            assert t.is_contiguous(memory_format=torch.channels_last), w_cl
+        for a, b, c in zip(got, want, nchw):
+            torch.testing.assert_close(a.cpu().double(), b, **tol)
+            close(a, c, dtype)
 
 
 def test_resampling_helpers_and_conv_run_the_kernel_under_auto(backend, monkeypatch):
