@@ -3,8 +3,11 @@
 # CUDA ops, run the GPU tests, the op and training benchmarks and a profile; logs and JSON
 # go to $OUT (default ./gpu-out). Each step has its own time limit, so a failing step leaves
 # the others' results. Usage: bash benchmarks/gpu_session.sh [steps...]
-# steps: install build tests tests_sg2 bench_ops bench_sg2 bench_sg2_cuda profile profile_ref
+# steps: install build tests tests_sg2 tests_accel bench_ops bench_sg2 bench_sg2_cuda
+#        bench_modes (eager, --compile, --cuda-graphs, both) profile profile_ref
+#        profile_graphs profile_both
 #        train (TRAIN_KIMG, default 20: the 64x64 auto config on shapes; grid, stats, memory)
+# Issue 18's one call: install build bench_modes tests_accel bench_ops profile profile_graphs
 set -u
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
@@ -36,12 +39,22 @@ for s in $steps; do
     tests_sg2) step tests_sg2 240 python3 -m pytest -q -s -p no:cacheprovider \
              tests/test_stylegan2_networks.py tests/test_stylegan2_parity.py \
              tests/test_stylegan2_official.py ;;
+    tests_accel) step tests_accel 180 python3 -m pytest -q -s -p no:cacheprovider \
+             tests/test_acceleration.py tests/test_ops_library.py \
+             tests/test_ops_native.py -k "cuda or graph or channels_last or opcheck" ;;
     bench_ops) step bench_ops 240 python3 -m pytest -q -s -p no:cacheprovider \
              benchmarks/test_ops_throughput.py -k gpu --benchmark-json="$OUT/bench_ops.json" ;;
     bench_sg2) step bench_sg2 400 python3 -m pytest -q -s -p no:cacheprovider \
              benchmarks/test_stylegan2_speed.py --benchmark-json="$OUT/bench_sg2.json" ;;
     bench_sg2_cuda) step bench_sg2_cuda 300 python3 -m pytest -q -s -p no:cacheprovider \
              benchmarks/test_stylegan2_speed.py -k cuda --benchmark-json="$OUT/bench_sg2.json" ;;
+    bench_modes) step bench_modes 300 python3 -m pytest -q -s -p no:cacheprovider \
+             benchmarks/test_stylegan2_speed.py -k "cuda" \
+             --benchmark-json="$OUT/bench_modes.json" ;;
+    profile_graphs) step profile_graphs 120 python3 benchmarks/profile_stylegan2.py \
+               --impl cuda --cuda-graphs --out "$OUT/profile_graphs.txt" ;;
+    profile_both) step profile_both 200 python3 benchmarks/profile_stylegan2.py \
+               --impl cuda --compile --cuda-graphs --out "$OUT/profile_both.txt" ;;
     profile) step profile_cuda 200 python3 benchmarks/profile_stylegan2.py --impl cuda \
                --out "$OUT/profile_cuda.txt" ;;
     profile_ref) step profile_ref 200 python3 benchmarks/profile_stylegan2.py --impl ref \

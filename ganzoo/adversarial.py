@@ -10,6 +10,7 @@ WGAN-GP's penalty, whose gradient is taken through the augmentation (as R1 is in
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
@@ -17,10 +18,12 @@ import torch
 from torch import Tensor, nn
 
 from ganzoo import distributed
+from ganzoo.acceleration import COMPILE, Acceleration, compile_module
 from ganzoo.architecture import Architecture, LatentSpace, option
 from ganzoo.augment.options import AugmentOptions
 from ganzoo.augment.state import SmallDataState, small_data_state
 from ganzoo.ema import GeneratorEMA
+from ganzoo.errors import GanzooError
 from ganzoo.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
 
 Generate = Callable[[Tensor, "Tensor | None"], Tensor]        # (z, labels) -> images
@@ -66,9 +69,13 @@ def adversarial_step(generate: Generate, discriminate: Discriminate,
                      opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                      reals: Tensor, labels: Tensor | None,
                      setup: AdversarialSetup,
-                     extra_d_loss: ExtraDLoss | None = None) -> dict[str, float]:
+                     extra_d_loss: ExtraDLoss | None = None,
+                     penalty_discriminate: Discriminate | None = None) -> dict[str, float]:
     """``discriminate`` is what every loss term calls (augmenting, when on);
-    ``extra_d_loss(real_logits, fake_logits)`` is added to each D loss (LeCam)."""
+    ``extra_d_loss(real_logits, fake_logits)`` is added to each D loss (LeCam);
+    ``penalty_discriminate`` (default: ``discriminate``) is what WGAN-GP's penalty
+    differentiates twice (an eager D where ``discriminate`` is compiled)."""
+    penalty_discriminate = penalty_discriminate or discriminate
     real_chunks = reals.chunk(setup.n_critic)
     label_chunks = labels.chunk(setup.n_critic) if labels is not None else \
         [None] * len(real_chunks)
@@ -84,7 +91,7 @@ def adversarial_step(generate: Generate, discriminate: Discriminate,
         fake_logits = discriminate(fakes.detach(), label)
         loss_d = discriminator_loss(setup.loss, real_logits, fake_logits)
         if setup.loss == "wgan-gp":
-            penalty = gradient_penalty(lambda x: discriminate(x, label), real, fakes)
+            penalty = gradient_penalty(lambda x: penalty_discriminate(x, label), real, fakes)
             stats["gp"] = penalty.item()
             stats["wdist"] = (real_logits.mean() - fake_logits.mean()).item()
             loss_d = loss_d + setup.gp_weight * penalty
@@ -112,6 +119,7 @@ class GANArchitecture(Architecture):
 
     G: nn.Module
     D: nn.Module
+    accelerations = frozenset({COMPILE})
 
     def setup_training(self, G: nn.Module, D: nn.Module, lr: float, betas: tuple[float, float],
                        setup: AdversarialSetup, ema_kimg: float = 0.0) -> None:
@@ -124,16 +132,28 @@ class GANArchitecture(Architecture):
         # None unless --augment or --lecam: a plain run draws no extra random numbers.
         self.small_data: SmallDataState | None = small_data_state(self.config, setup.loss,
                                                                   self.device)
+        # --compile: compiled wrappers of (G, D) that train_step runs instead of the modules.
+        self.compiled: tuple[Callable, Callable] | None = None
+
+    def accelerate(self, acceleration: Acceleration) -> None:
+        if not acceleration.compile:
+            return
+        if "D" not in inspect.signature(self.d_forward).parameters:
+            raise GanzooError(f"--compile: {type(self).__name__}.d_forward(images, labels) "
+                              f"must also take the module to run, as d_forward(images, "
+                              f"labels, D=None)")
+        self.compiled = compile_module(self.G), compile_module(self.D)
 
     @property
     def batches_per_step(self) -> int:
         return self.setup.n_critic
 
     def g_forward(self, z: Tensor, labels: Tensor | None, G: nn.Module | None = None) -> Tensor:
-        return (G or self.G)(z)
+        return (self.G if G is None else G)(z)
 
-    def d_forward(self, images: Tensor, labels: Tensor | None) -> Tensor:
-        return self.D(images)
+    def d_forward(self, images: Tensor, labels: Tensor | None, D: Callable | None = None
+                  ) -> Tensor:
+        return (self.D if D is None else D)(images)
 
     @torch.no_grad()
     def discriminator_score(self, images: Tensor, labels: Tensor | None) -> Tensor:
@@ -151,16 +171,23 @@ class GANArchitecture(Architecture):
         net = getattr(self.D, "net", None)
         return sequential_blocks(net) if isinstance(net, nn.Sequential) else []
 
-    def d_augmented(self, images: Tensor, labels: Tensor | None) -> Tensor:
+    def d_augmented(self, images: Tensor, labels: Tensor | None, D: Callable | None = None
+                    ) -> Tensor:
         """D of augmented images: what training's every loss term sees."""
-        return self.d_forward(self.small_data.augment(images), labels)
+        return self.d_forward(self.small_data.augment(images), labels, D)
 
     def train_step(self, reals: Tensor, labels: Tensor | None) -> dict[str, float]:
         extra = self.small_data
-        stats = adversarial_step(self.g_forward,
-                                 self.d_forward if extra is None else self.d_augmented,
+        d_forward = self.d_forward if extra is None else self.d_augmented
+        generate, discriminate = self.g_forward, d_forward
+        if self.compiled is not None:
+            G, D = self.compiled
+            generate = lambda z, y: self.g_forward(z, y, G)       # noqa: E731
+            discriminate = lambda x, y: d_forward(x, y, D)        # noqa: E731
+        stats = adversarial_step(generate, discriminate,
                                  self.opt_g, self.opt_d, reals, labels, self.setup,
-                                 None if extra is None else extra.d_loss)
+                                 None if extra is None else extra.d_loss,
+                                 penalty_discriminate=d_forward)
         n = reals.shape[0] * distributed.world_size()   # images of the global minibatch
         self.images_seen += n
         if self.ema is not None:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from ganzoo.acceleration import Acceleration
 from ganzoo.errors import GanzooError
 
 
@@ -167,6 +168,9 @@ class Architecture(abc.ABC):
     #: architectures whose generation takes more than seeds (DeepDream: a photo, a layer,
     #: octaves). Such an architecture implements :meth:`generate_files`.
     GenerateConfig: ClassVar[type | None] = None
+    #: Which of ``--compile`` ("compile") and ``--cuda-graphs`` ("cuda_graphs") train_step
+    #: supports (ganzoo/acceleration.py); the trainer refuses the others with one line.
+    accelerations: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: Any, data: DataSpec, device: torch.device):
         self.config = config
@@ -219,6 +223,13 @@ class Architecture(abc.ABC):
         of ``batch``, which training prints and writes to network.txt; None = nothing.
         It may run the networks, but must not change their state."""
         return None
+
+    def accelerate(self, acceleration: Acceleration) -> None:
+        """Switch train_step to compiled networks and/or captured CUDA graphs. Called once,
+        after weights and optimiser states are loaded, with only what :attr:`accelerations`
+        lists. The checkpointed state must not change: compile a wrapper, keep the modules."""
+        if acceleration:
+            raise NotImplementedError(f"{self.name} lists accelerations it does not implement")
 
     @abc.abstractmethod
     def train_step(self, reals: Tensor, labels: Tensor | None) -> dict[str, float | Tensor]:

@@ -22,7 +22,8 @@ from ganzoo.importers import IMPORTED_KEY
 from ganzoo.trainer import ResumeState, Trainer, TrainConfig, read_init
 
 # What a resume of a run may change; everything else comes from the run's checkpoint.
-RESUME_CHANGEABLE = frozenset({"kimg", "device", "workers"})
+# (--compile and --cuda-graphs change how the step runs, not what it computes.)
+RESUME_CHANGEABLE = frozenset({"kimg", "device", "workers", "compile", "cuda_graphs"})
 
 
 @dataclass

@@ -21,6 +21,7 @@ import torch
 
 import ganzoo
 from ganzoo import distributed
+from ganzoo.acceleration import Acceleration, unavailable_reason
 from ganzoo.architecture import Architecture, DataSpec, forked_rng, option
 from ganzoo.checkpoint import (Progress, checkpoint_path, load_state, new_run_dir,
                                prune_checkpoints, read_checkpoint, resolve_checkpoint,
@@ -100,6 +101,12 @@ class TrainConfig:
                               metavar="RUN|CKPT")
     freeze_d: int = option(0, "keep the first N discriminator blocks (from the image side) "
                            "unchanged (FreezeD; with --init)", metavar="N")
+    compile: bool = option(False, "compile the networks' training passes with torch.compile "
+                           "(architectures that support it; a one-time compile of minutes)",
+                           switch=True)
+    cuda_graphs: bool = option(False, "capture each phase of the training step as a CUDA "
+                               "graph and replay it (CUDA, one process; architectures that "
+                               "support it)", switch=True)
 
     def __post_init__(self):
         checks = [(self.kimg > 0 and math.isfinite(self.kimg),
@@ -233,6 +240,7 @@ class Trainer:
                                        self.arch.optimizers())
         if self.ranks.distributed:
             self._start_ranks()
+        self._accelerate()
         self._open_run_dir(run_dir, quiet)
         self._make_loader()
         self.stats = TickStats(1 if self.device.type == "cpu" else STATS_READ_EVERY,
@@ -311,6 +319,19 @@ class Trainer:
                      if done.reinitialised else "")
             print(f"--init: {done.copied} weight tensors from {init.checkpoint}, optimisers "
                   f"fresh{fresh}", file=sys.stderr)
+
+    def _accelerate(self) -> None:
+        """--compile / --cuda-graphs, after the weights and optimiser states are in place;
+        refused with one line where unavailable."""
+        acceleration = Acceleration(compile=self.config.compile,
+                                    cuda_graphs=self.config.cuda_graphs)
+        if not acceleration:
+            return
+        reason = unavailable_reason(acceleration, self.arch.name, self.arch.accelerations,
+                                    self.device, self.world_size)
+        if reason is not None:
+            raise GanzooError(reason)
+        self.arch.accelerate(acceleration)
 
     def _start_ranks(self) -> None:
         """Distributed setup: every rank starts from rank 0's weights, and draws its own

@@ -245,7 +245,7 @@ def _gated(mask: Tensor, value: Tensor, identity: float) -> Tensor:
     return torch.where(mask, value, torch.full_like(value, identity))
 
 
-def draw_transforms(n: int, height: int, width: int, p: float, s: AugmentStrengths, *,
+def draw_transforms(n: int, height: int, width: int, p: float | Tensor, s: AugmentStrengths, *,
                     dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
                     generator: torch.Generator | None = None) -> AugmentDraw:
     """Draw every transform for ``n`` samples of ``height`` x ``width`` at probability ``p``."""
@@ -257,7 +257,7 @@ def draw_transforms(n: int, height: int, width: int, p: float, s: AugmentStrengt
     return AugmentDraw(*[t.to(device) for t in out])
 
 
-def _draw_blit(rng: _Sampler, p: float, s: AugmentStrengths, w: int, h: int
+def _draw_blit(rng: _Sampler, p: float | Tensor, s: AugmentStrengths, w: int, h: int
                ) -> tuple[Tensor, Tensor]:
     """Inverse matrices of x-flip, rotate90 and integer translation, composed in that order."""
     on_flip, i = rng.gate(p * s.xflip), rng.integers(2)
@@ -273,11 +273,12 @@ def _draw_blit(rng: _Sampler, p: float, s: AugmentStrengths, w: int, h: int
     return inv, on_flip | on_rot | on_int
 
 
-def _draw_general(rng: _Sampler, p: float, s: AugmentStrengths, w: int, h: int
+def _draw_general(rng: _Sampler, p: float | Tensor, s: AugmentStrengths, w: int, h: int
                   ) -> tuple[Tensor, Tensor]:
     """Inverse matrices of scale, rotation, anisotropic scale, rotation, fractional shift."""
     # Two rotations, each with probability p_rot, so that P(any rotation) = p.
-    p_rot = 1 - math.sqrt(max(0.0, 1 - min(1.0, p * s.rotate)))
+    p_rot = 1 - ((1 - (p * s.rotate).clamp(max=1.0)).clamp(min=0.0).sqrt()
+                 if isinstance(p, Tensor) else math.sqrt(max(0.0, 1 - min(1.0, p * s.rotate))))
     on_scale, z_scale = rng.gate(p * s.scale), rng.normal(s.scale_std)
     on_rot1, a1 = rng.gate(p_rot), rng.uniform(-math.pi, math.pi) * s.rotate_max
     on_aniso, z_aniso = rng.gate(p * s.aniso), rng.normal(s.aniso_std)
@@ -294,7 +295,7 @@ def _draw_general(rng: _Sampler, p: float, s: AugmentStrengths, w: int, h: int
     return inv, on_scale | on_rot1 | on_aniso | on_rot2 | on_frac
 
 
-def _draw_color(rng: _Sampler, p: float, s: AugmentStrengths) -> tuple[Tensor, Tensor]:
+def _draw_color(rng: _Sampler, p: float | Tensor, s: AugmentStrengths) -> tuple[Tensor, Tensor]:
     """Brightness, contrast, luma flip, hue, saturation, composed in that order."""
     on_b, b = rng.gate(p * s.brightness), rng.normal(s.brightness_std)
     on_c, zc = rng.gate(p * s.contrast), rng.normal(s.contrast_std)
@@ -521,7 +522,10 @@ class AugmentPipe(nn.Module):
     def draw(self, images: Tensor, generator: torch.Generator | None = None) -> AugmentDraw:
         n, _, h, w = images.shape
         dtype = torch.float64 if images.dtype == torch.float64 else torch.float32
-        return draw_transforms(n, h, w, self.probability, self.strengths, dtype=dtype,
+        # On a GPU the gates compare against p where it lives: a CUDA graph captured once
+        # then sees every later value of p (a Python float would be baked into it).
+        p = self.p.to(dtype) if images.device.type == "cuda" else self.probability
+        return draw_transforms(n, h, w, p, self.strengths, dtype=dtype,
                                device=images.device, generator=generator)
 
     def forward(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:

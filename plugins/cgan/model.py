@@ -132,10 +132,10 @@ class CGAN(GANArchitecture):
                             c.ema_kimg)
 
     def g_forward(self, z: Tensor, labels: Tensor | None, G: nn.Module | None = None) -> Tensor:
-        return (G or self.G)(z, labels)
+        return (self.G if G is None else G)(z, labels)
 
-    def d_forward(self, images: Tensor, labels: Tensor | None) -> Tensor:
-        return self.D(images, labels)
+    def d_forward(self, images: Tensor, labels: Tensor | None, D=None) -> Tensor:
+        return (self.D if D is None else D)(images, labels)
 
     def generate(self, n: int, *, seed: int | None = None, labels: Tensor | None = None,
                  **options) -> Tensor:

@@ -64,18 +64,31 @@ def path_length_penalty(lengths: Tensor, pl_mean: Tensor, decay: float
 
 def mix_styles(ws: Tensor, other_ws: Callable[[], Tensor], prob: float) -> Tensor:
     """Style mixing regularisation: with probability ``prob`` (one draw per minibatch) the
-    ws from a random cutoff layer on come from a second latent. ``other_ws()`` maps it
-    (called only when mixing). ws: [N, num_ws, w_dim]."""
-    if prob <= 0:
-        return ws
+    ws from a random cutoff layer on come from a second latent, ``other_ws()``.
+    ws: [N, num_ws, w_dim].
+
+    The draws stay on ws's device and decide by masks, not branches: ``other_ws()`` is mapped
+    every time, so the host never waits for the GPU and the phase can be captured as a CUDA
+    graph (the second mapping costs little next to the synthesis)."""
     num_ws = ws.shape[1]
-    cutoff = int(torch.randint(1, num_ws, ()).item()) if num_ws > 1 else num_ws
-    if torch.rand(()).item() >= prob or cutoff >= num_ws:
+    if prob <= 0 or num_ws < 2:
         return ws
-    return torch.cat([ws[:, :cutoff], other_ws()[:, cutoff:]], dim=1)
+    cutoff = torch.randint(1, num_ws, (), device=ws.device)
+    mixing = torch.rand((), device=ws.device) < prob
+    later = torch.arange(num_ws, device=ws.device) >= cutoff
+    return torch.where((later & mixing)[None, :, None], other_ws(), ws)
 
 
 # -- the phases -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Networks:
+    """What a phase runs: G's two halves and D (modules, or their compiled wrappers)."""
+
+    mapping: Callable[..., Tensor]
+    synthesis: Callable[..., Tensor]
+    D: Callable[..., Tensor]
+
 
 @dataclass(frozen=True)
 class LossSettings:
@@ -94,7 +107,11 @@ class StyleGAN2Loss:
     Each phase method returns the loss to back-propagate (already scaled by the phase's
     interval for regularisers) and the statistics to log, as detached 0-d tensors: the
     trainer reads them in batches, so no phase waits for the GPU. ``augment`` is applied to
-    every image D sees. ``pl_mean`` (a scalar tensor) is part of the training state.
+    every image D sees. ``pl_mean`` (a scalar tensor, updated in place) is part of the
+    training state.
+
+    ``main`` runs the main phases (Gmain, Dmain) and may be compiled; the regularisers (Greg,
+    Dreg) differentiate twice and always run the eager modules.
     """
 
     def __init__(self, G: nn.Module, D: nn.Module, settings: LossSettings,
@@ -102,28 +119,32 @@ class StyleGAN2Loss:
         self.G, self.D, self.settings = G, D, settings
         self.augment: Augment = augment or (lambda x: x)
         self.pl_mean = torch.zeros([], device=next(G.parameters()).device)
+        self.eager = Networks(G.mapping, G.synthesis, D)
+        self.main = self.eager
 
     # -- networks --
 
-    def run_G(self, z: Tensor, c: Tensor, update_emas: bool = False) -> tuple[Tensor, Tensor]:
+    def run_G(self, z: Tensor, c: Tensor, update_emas: bool = False,
+              nets: Networks | None = None) -> tuple[Tensor, Tensor]:
         """Images [N, C, H, W] and the (possibly mixed) ws they came from. ``update_emas``
         moves G's w average toward this pass's ws; every phase that runs G sets it (Gmain,
         Greg and Dmain's fakes, as the official loop does: 2.25 updates per minibatch with
         the path-length phase every 4th), the style-mixing latent never."""
-        ws = self.G.mapping(z, c, update_emas=update_emas)
-        ws = mix_styles(ws, lambda: self.G.mapping(torch.randn_like(z), c, update_emas=False),
+        nets = nets or self.eager
+        ws = nets.mapping(z, c, update_emas=update_emas)
+        ws = mix_styles(ws, lambda: nets.mapping(torch.randn_like(z), c, update_emas=False),
                         self.settings.style_mixing)
-        return self.G.synthesis(ws), ws
+        return nets.synthesis(ws), ws
 
-    def run_D(self, images: Tensor, c: Tensor) -> Tensor:
-        return self.D(self.augment(images), c)
+    def run_D(self, images: Tensor, c: Tensor, nets: Networks | None = None) -> Tensor:
+        return (nets or self.eager).D(self.augment(images), c)
 
     # -- phases --
 
     def generator_main(self, z: Tensor, c: Tensor) -> tuple[Tensor, Stats]:
         """Non-saturating G loss: softplus(-D(G(z)))."""
-        fakes, _ = self.run_G(z, c, update_emas=True)
-        loss = F.softplus(-self.run_D(fakes, c)).mean()
+        fakes, _ = self.run_G(z, c, update_emas=True, nets=self.main)
+        loss = F.softplus(-self.run_D(fakes, c, self.main)).mean()
         return loss, {"loss_g": loss.detach()}
 
     def generator_reg(self, z: Tensor, c: Tensor) -> tuple[Tensor, Stats]:
@@ -132,7 +153,8 @@ class StyleGAN2Loss:
         n = max(1, z.shape[0] // s.pl_batch_shrink)
         fakes, ws = self.run_G(z[:n], c[:n], update_emas=True)
         lengths = path_lengths(fakes, ws)
-        penalty, self.pl_mean = path_length_penalty(lengths, self.pl_mean, s.pl_decay)
+        penalty, pl_mean = path_length_penalty(lengths, self.pl_mean, s.pl_decay)
+        self.pl_mean.copy_(pl_mean)
         loss = penalty.mean() * s.pl_weight * s.pl_interval
         return loss, {"pl": penalty.detach().mean(), "pl_mean": self.pl_mean}
 
@@ -141,9 +163,9 @@ class StyleGAN2Loss:
         """softplus(D(G(z))) + softplus(-D(x)); also returns D's logits on the augmented
         reals [N, 1], which drive the ADA heuristic. The fakes update G's w average."""
         with torch.no_grad():
-            fakes, _ = self.run_G(z, c_gen, update_emas=True)
-        fake_logits = self.run_D(fakes, c_gen)
-        real_logits = self.run_D(reals.detach(), c_real)
+            fakes, _ = self.run_G(z, c_gen, update_emas=True, nets=self.main)
+        fake_logits = self.run_D(fakes, c_gen, self.main)
+        real_logits = self.run_D(reals.detach(), c_real, self.main)
         loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
         stats = {"loss_d": loss.detach(), "d_real": real_logits.detach().mean(),
                  "d_fake": fake_logits.detach().mean()}

@@ -18,6 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from ganzoo import Architecture, DataSpec, distributed
+from ganzoo.acceleration import (COMPILE, CUDA_GRAPHS, Acceleration, PhaseGraphs,
+                                 compile_module, set_capturable)
 from ganzoo.architecture import LatentSpace, forked_rng
 from ganzoo.ema import GeneratorEMA
 from ganzoo.errors import GanzooError
@@ -26,7 +28,7 @@ from ganzoo.augment.pipeline import AugmentPipe
 from ganzoo_plugins.stylegan2_ada.config import (ADAM_BETAS, ADAM_EPS, PL_BATCH_SHRINK,
                                                  PL_DECAY, StyleGAN2ADAConfig, cfg_batch,
                                                  lazy_adam, resolve)
-from ganzoo_plugins.stylegan2_ada.loss import LossSettings, Stats, StyleGAN2Loss
+from ganzoo_plugins.stylegan2_ada.loss import LossSettings, Networks, Stats, StyleGAN2Loss
 from ganzoo_plugins.stylegan2_ada.networks import Discriminator, Generator, NetworkSpec
 from ganzoo_plugins.stylegan2_ada.summary import network_summary
 
@@ -40,7 +42,8 @@ UP_KERNEL = re.compile(r"^synthesis\.b\d+\.conv0\.weight$")
 BUFFER_NAMES = ("w_avg", "noise_const", "resample_filter")
 GENERATE_CHUNK = 32       # images per forward pass in generate(), to bound memory
 
-Phase = Callable[[], tuple[Tensor, Stats]]     # () -> (loss, stats)
+# () -> (loss, stats, D's logits on the augmented reals or None): one phase's forward pass
+Phase = Callable[[], tuple[Tensor, Stats, "Tensor | None"]]
 
 
 def _sanitize_gradients(module: nn.Module) -> None:
@@ -66,6 +69,12 @@ def _fill_missing_gradients(module: nn.Module) -> None:
     for p in module.parameters():
         if p.grad is None:
             p.grad = torch.zeros_like(p)
+
+
+def _cdf(weights: Tensor) -> Tensor:
+    """The cumulative distribution of ``weights`` (normalised), ending at 1."""
+    cdf = weights.double().cumsum(0)
+    return (cdf / cdf[-1]).float()
 
 
 def network_spec(config: StyleGAN2ADAConfig, data: DataSpec) -> NetworkSpec:
@@ -94,6 +103,7 @@ class StyleGAN2ADA(Architecture):
     resolutions = tuple(2 ** i for i in range(3, 12))     # 8 ... 2048
     default_batch = 32            # --cfg auto at 64x64; preferred_batch() follows --cfg
     default_kimg = 25000.0        # the published training length
+    accelerations = frozenset({COMPILE, CUDA_GRAPHS})
 
     def __init__(self, config: StyleGAN2ADAConfig, data: DataSpec, device: torch.device):
         super().__init__(config, data, device)
@@ -122,7 +132,22 @@ class StyleGAN2ADA(Architecture):
         # r1 and pl are computed every 16th / 4th minibatch; the latest values are logged
         # every minibatch, so the trainer's per-tick means are means of current values.
         self.held: Stats = {}
-        self._label_weights = data.label_weights().to(self.device) if c.cond else None
+        # Fake labels are drawn by inverting this CDF (a search, no host wait: capturable).
+        self._label_cdf = _cdf(data.label_weights()).to(self.device) if c.cond else None
+        self.graphs: PhaseGraphs | None = None     # --cuda-graphs
+
+    def accelerate(self, acceleration: Acceleration) -> None:
+        """--compile: G's mapping and synthesis and D, compiled, run the main phases (the
+        regularisers differentiate twice, which compiled graphs cannot, so they stay eager).
+        --cuda-graphs: each phase (forward, backward, Adam) is captured and replayed; Adam
+        then keeps its step counts on the GPU (capturable)."""
+        if acceleration.compile:
+            self.loss.main = Networks(compile_module(self.G.mapping),
+                                      compile_module(self.G.synthesis), compile_module(self.D))
+        if acceleration.cuda_graphs:
+            for opt in (self.opt_g, self.opt_d):
+                set_capturable(opt, True)
+            self.graphs = PhaseGraphs()
 
     def _adam(self, module: nn.Module, reg_interval: int) -> torch.optim.Adam:
         lr, betas = lazy_adam(self.config.lr, ADAM_BETAS, reg_interval)
@@ -149,18 +174,20 @@ class StyleGAN2ADA(Architecture):
         n, c = reals.shape[0], self.config
         self._check_batch(n)
         cond = self._one_hot(labels, n)
+        if self.graphs is not None:      # captured phases read their inputs from fixed places
+            reals, cond = self.graphs.static("reals", reals), self.graphs.static("cond", cond)
         z = lambda: torch.randn(n, c.z_dim, device=self.device)  # noqa: E731
         due = lambda interval: self.batch_idx % interval == 0    # noqa: E731
-        stats = self._run(self.G, self.opt_g,
-                          lambda: self.loss.generator_main(z(), self._fake_cond(n)))
+        stats = self._phase("Gmain", self.G, self.opt_g,
+                            lambda: (*self.loss.generator_main(z(), self._fake_cond(n)), None))
         if c.pl_weight > 0 and due(c.pl_interval):
-            self.held.update(self._run(self.G, self.opt_g,
-                                       lambda: self.loss.generator_reg(z(), self._fake_cond(n))))
-        stats |= self._run(self.D, self.opt_d,
-                           lambda: self._discriminator_main(reals, cond, z(), self._fake_cond(n)))
+            self.held.update(self._phase("Greg", self.G, self.opt_g, lambda: (
+                *self.loss.generator_reg(z(), self._fake_cond(n)), None)))
+        stats |= self._phase("Dmain", self.D, self.opt_d,
+                             lambda: self._discriminator_main(reals, cond, z(), self._fake_cond(n)))
         if c.gamma > 0 and due(c.r1_interval):
-            self.held.update(self._run(self.D, self.opt_d,
-                                       lambda: self._discriminator_reg(reals, cond)))
+            self.held.update(self._phase("Dreg", self.D, self.opt_d,
+                                         lambda: self.loss.discriminator_reg(reals, cond)))
         n_all = n * distributed.world_size()    # images of the global minibatch
         self.ema.update(self.G, n_all, self.images_seen)  # ramp-up: images before this one
         self.images_seen += n_all
@@ -177,25 +204,34 @@ class StyleGAN2ADA(Architecture):
         independently of the real minibatch's labels."""
         if not self.conditional:
             return torch.zeros(n, 0, device=self.device)
-        labels = torch.multinomial(self._label_weights, n, replacement=True)
+        u = torch.rand(n, device=self.device)
+        labels = torch.searchsorted(self._label_cdf, u, right=True).clamp_(max=len(
+            self._label_cdf) - 1)
         return nn.functional.one_hot(labels, self.data.num_classes).float()
 
     def _discriminator_main(self, reals: Tensor, cond: Tensor, z: Tensor, fake_cond: Tensor
-                            ) -> tuple[Tensor, Stats]:
+                            ) -> tuple[Tensor, Stats, Tensor]:
         loss, stats, real_logits = self.loss.discriminator_main(reals, cond, z, fake_cond)
-        if self.ada is not None:
-            self.ada.accumulate(real_logits)
         # The sign mean of this minibatch: its mean over a tick is that tick's r_t.
-        return loss, {**stats, "rt": real_logits.sign().mean()}
+        return loss, {**stats, "rt": real_logits.sign().mean()}, real_logits
 
-    def _discriminator_reg(self, reals: Tensor, cond: Tensor) -> tuple[Tensor, Stats]:
-        loss, stats, real_logits = self.loss.discriminator_reg(reals, cond)
-        if self.ada is not None:    # the official r_t counts the R1 phase's reals too
+    def _phase(self, name: str, module: nn.Module, opt: torch.optim.Optimizer, phase: Phase
+               ) -> Stats:
+        """One phase, eager or as a replayed CUDA graph (one per phase and augmentation on or
+        off: the pipe skips its work at p = 0). D's logits on the augmented reals (Dmain and
+        Dreg: the official r_t counts both) go to ADA after the phase."""
+        run = lambda: self._run(module, opt, phase)     # noqa: E731
+        if self.graphs is None:
+            stats, real_logits = run()
+        else:
+            stats, real_logits = self.graphs.run((name, self.augment_p > 0), run)
+        if real_logits is not None and self.ada is not None:
             self.ada.accumulate(real_logits)
-        return loss, stats
+        return stats
 
     @staticmethod
-    def _run(module: nn.Module, opt: torch.optim.Optimizer, phase: Phase) -> Stats:
+    def _run(module: nn.Module, opt: torch.optim.Optimizer, phase: Phase
+             ) -> tuple[Stats, Tensor | None]:
         """One phase: gradients of ``phase()``'s loss for ``module`` only, one Adam step.
 
         Parameters the phase's loss does not reach (toRGB biases under the path-length
@@ -205,13 +241,13 @@ class StyleGAN2ADA(Architecture):
         come out larger (11.7% for G's, 3.1% for D's, measured at steady state)."""
         module.requires_grad_(True)
         opt.zero_grad(set_to_none=True)
-        loss, stats = phase()
+        loss, stats, real_logits = phase()
         loss.backward()
         _fill_missing_gradients(module)
         _sanitize_gradients(module)
         opt.step()
         module.requires_grad_(False)
-        return stats
+        return stats, real_logits
 
     def _check_batch(self, n: int) -> None:
         group = min(self.config.mbstd_group, n)
@@ -371,7 +407,9 @@ class StyleGAN2ADA(Architecture):
         self.ema.model.load_state_dict(state["G_ema"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        self.loss.pl_mean = state["pl_mean"].to(self.device)
+        self.loss.pl_mean.copy_(state["pl_mean"])
+        for opt in (self.opt_g, self.opt_d):     # as saved under --cuda-graphs or not
+            set_capturable(opt, self.graphs is not None)
         if self.augment_pipe is not None:
             self.augment_pipe.p.copy_(torch.as_tensor(state["augment_p"]))
         if self.ada is not None and state.get("ada") is not None:

@@ -95,6 +95,13 @@ def compute_dtype(use_fp16: bool, device: torch.device, force_fp32: bool) -> tor
     return torch.float16 if fp16 else torch.float32
 
 
+def block_layout(dtype: torch.dtype) -> torch.memory_format:
+    """fp16 blocks run channels-last: cuDNN's fp16 convolutions work in that layout (given
+    NCHW, it converted back and forth: 12% of the GPU time of a 64x64 step), and the CUDA
+    upfirdn2d and bias_act keep it. The layout changes no value."""
+    return torch.channels_last if dtype == torch.float16 else torch.contiguous_format
+
+
 def normalize_2nd_moment(x: Tensor, eps: float = 1e-8) -> Tensor:
     """[N, F] scaled so each row has mean square 1 (z then lies near the sphere of radius
     sqrt(F) whatever its distribution's scale)."""
@@ -302,10 +309,11 @@ class SynthesisBlock(nn.Module):
                 fused: bool | None = None) -> tuple[Tensor, Tensor]:
         dtype = compute_dtype(self.use_fp16, ws.device, force_fp32)
         w_iter = iter(ws.unbind(dim=1))
-        if self.in_channels == 0:
+        if self.in_channels == 0:     # the 4x4 block, never fp16
             x = self.const.to(dtype)[None].expand(ws.shape[0], -1, -1, -1)
         else:
-            x = self.conv0(x.to(dtype), next(w_iter), noise_mode, fused)
+            x = self.conv0(x.to(dtype=dtype, memory_format=block_layout(dtype)), next(w_iter),
+                           noise_mode, fused)
         x = self.conv1(x, next(w_iter), noise_mode, fused)
         y = self.torgb(x, next(w_iter), fused).float()
         img = y if img is None else upsample2d(img, self.resample_filter) + y
@@ -433,7 +441,8 @@ class DiscriminatorBlock(nn.Module):
         self.register_buffer("resample_filter", setup_filter(RESAMPLE_FILTER))
 
     def forward(self, x: Tensor, force_fp32: bool = False) -> Tensor:
-        x = x.to(compute_dtype(self.use_fp16, x.device, force_fp32))
+        dtype = compute_dtype(self.use_fp16, x.device, force_fp32)
+        x = x.to(dtype=dtype, memory_format=block_layout(dtype))
         if self.is_top:
             x = self.fromrgb(x)
         if not self.residual:

@@ -1,0 +1,147 @@
+"""--compile and --cuda-graphs (ganzoo/acceleration.py): one-line refusals where unavailable,
+and compiled training that equals eager training.
+
+Tolerances, measured on this machine's CPU build (inductor fuses and reorders float work):
+the first step's logged losses agree to about 1e-6 (both start from the same weights; the
+tests allow 1e-4). The weights drift apart faster: Adam's first steps move every weight by
+about lr whatever the size of its gradient, so the sign of a near-zero gradient decides, and
+GAN training amplifies the rest. Measured as |a - b| / |a| per tensor: dcgan after four steps
+up to 1.9e-3 (G) and 7e-4 (D); stylegan2-ada --cfg tiny after two steps up to 6.4e-3 (a noise
+strength, which starts at zero) and 4.8e-3 (D); the tests allow 3e-2, well below what a
+wrong compiled pass gives (the first step's losses would differ). The torch random stream is
+the same: inductor draws through eager's generator.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY_DCGAN
+from ganzoo.acceleration import Acceleration, unavailable_reason
+from ganzoo.checkpoint import checkpoints_of, flat_tensors, read_checkpoint
+
+# stats.jsonl keys that are not computed by the step
+NOT_COMPUTED = {"kimg", "step", "sec_per_kimg", "train_seconds", "timestamp"}
+DCGAN = ["train", "dcgan", "--data", "shapes", *TINY_DCGAN, "--tick", "0.016", "-q"]
+
+
+def run_checkpoints(root: Path) -> list[dict]:
+    (run,) = list(root.iterdir())
+    return [read_checkpoint(p) for p in checkpoints_of(run)]
+
+
+def largest_relative_difference(a: dict, b: dict, prefix: str = "") -> float:
+    """max over tensors (whose names start with ``prefix``) of |a - b| / |a| (L2 norms)."""
+    a, b = flat_tensors(a["state"]), flat_tensors(b["state"])
+    assert a.keys() == b.keys()
+    diffs = {k: ((a[k] - b[k]).norm() / a[k].norm().clamp(min=1e-12)).item()
+             for k in a if k.startswith(prefix) and a[k].is_floating_point()}
+    worst = max(diffs, key=diffs.get)
+    print(f"{prefix or 'all'}: largest relative difference {diffs[worst]:.2e} ({worst})")
+    return diffs[worst]
+
+
+def first_step_stats(root: Path) -> dict[str, float]:
+    (run,) = list(root.iterdir())
+    first = json.loads((run / "stats.jsonl").read_text().splitlines()[0])
+    assert first["step"] == 1
+    return {k: v for k, v in first.items() if k not in NOT_COMPUTED}
+
+
+def assert_compiled_equals_eager(tmp_path: Path, networks: tuple[str, ...], steps: int):
+    """The first step's losses agree (both start from the same weights), the weights after
+    ``steps`` agree within 3e-2, and both draw the same torch random numbers."""
+    eager, compiled = first_step_stats(tmp_path / "eager"), \
+        first_step_stats(tmp_path / "compiled")
+    assert eager.keys() == compiled.keys()
+    for k in eager:
+        assert compiled[k] == pytest.approx(eager[k], rel=1e-4, abs=1e-6), k
+    eager, compiled = run_checkpoints(tmp_path / "eager"), run_checkpoints(tmp_path / "compiled")
+    assert eager[-1]["progress"]["step"] == compiled[-1]["progress"]["step"] == steps
+    for prefix in networks:
+        assert largest_relative_difference(eager[-1], compiled[-1], prefix) < 3e-2, prefix
+    for a, b in zip(eager, compiled):
+        assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+    assert compiled[-1]["train"]["compile"] is True
+
+
+def test_reasons_name_what_is_missing():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    both = frozenset({"compile", "cuda_graphs"})
+    graphs = Acceleration(cuda_graphs=True)
+    assert "does not support" in unavailable_reason(graphs, "dcgan", frozenset({"compile"}),
+                                                    cpu, 1)
+    assert "needs a CUDA device" in unavailable_reason(graphs, "x", both, cpu, 1)
+    assert "one process" in unavailable_reason(graphs, "x", both, cuda, 2)
+    assert unavailable_reason(Acceleration(), "x", frozenset(), cpu, 1) is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["dcgan", "--cuda-graphs"], "--cuda-graphs: dcgan does not support it"),
+    (["stylegan2-ada", "--cfg", "tiny", "--resolution", "32", "--cuda-graphs"],
+     "--cuda-graphs needs a CUDA device; this run is on cpu (use --device cuda)"),
+])
+def test_unavailable_acceleration_is_one_line(cli, args, message):
+    r = cli("train", *args, "--data", "shapes", "--kimg", "0.016", "--device", "cpu", "-q")
+    assert r.code == 1
+    assert r.err.strip() == f"error: {message}", r.err
+    assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
+
+
+def test_a_gan_whose_d_forward_takes_no_module_refuses_compile():
+    from ganzoo.errors import GanzooError
+    from ganzoo_plugins.dcgan.model import DCGAN as DCGANArch
+
+    class OldStyle(DCGANArch):
+        def d_forward(self, images, labels):          # the signature before --compile
+            return self.D(images)
+
+    arch = OldStyle(OldStyle.Config(), _spec(), torch.device("cpu"))
+    with pytest.raises(GanzooError, match=r"d_forward\(images, labels, D=None\)"):
+        arch.accelerate(Acceleration(compile=True))
+
+
+def _spec():
+    from ganzoo.architecture import DataSpec
+    return DataSpec(resolution=32, channels=3, num_classes=0)
+
+
+@pytest.mark.slow
+def test_compiled_dcgan_steps_equal_eager_ones(cli, tmp_path):
+    args = [*DCGAN, "--kimg", "0.064", "--snap", "0.016", "--keep", "4"]
+    assert cli(*args, "--out", "eager").code == 0
+    r = cli(*args, "--out", "compiled", "--compile")
+    assert r.code == 0, r.err
+    assert_compiled_equals_eager(tmp_path, ("G.", "D."), steps=4)
+
+
+@pytest.mark.slow
+def test_resumed_compiled_run_equals_an_uninterrupted_one(cli, tmp_path):
+    args = [*DCGAN, "--snap", "0.032", "--compile"]
+    assert cli(*args, "--kimg", "0.064", "--out", "straight").code == 0
+    assert cli(*args, "--kimg", "0.032", "--out", "resumed").code == 0
+    r = cli("train", "dcgan", "--resume", "latest", "--out", "resumed", "--kimg", "0.064",
+            "-q")
+    assert r.code == 0, r.err
+    straight, resumed = run_checkpoints(tmp_path / "straight"), \
+        run_checkpoints(tmp_path / "resumed")
+    a, b = flat_tensors(straight[-1]["state"]), flat_tensors(resumed[-1]["state"])
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs"
+    assert resumed[-1]["train"]["compile"] is True     # carried over by --resume
+
+
+@pytest.mark.slow
+def test_compiled_stylegan2_steps_equal_eager_ones(cli, tmp_path):
+    """Two minibatches of --cfg tiny: Gmain, Greg, Dmain and Dreg all run in the first; the
+    main phases compiled, the regularisers eager."""
+    args = ["train", "stylegan2-ada", "--data", "shapes", "--resolution", "32", "--cfg",
+            "tiny", "--batch", "16", "--kimg", "0.032", "--snap", "0.016", "--tick", "0.016",
+            "-q"]
+    assert cli(*args, "--out", "eager").code == 0
+    r = cli(*args, "--out", "compiled", "--compile")
+    assert r.code == 0, r.err
+    assert_compiled_equals_eager(tmp_path, ("G.", "D.", "G_ema."), steps=2)
