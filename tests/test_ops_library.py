@@ -166,8 +166,12 @@ FILTERS = {
 }
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("lay", ["contiguous", "channels_last", "strided"])
+@pytest.mark.parametrize("lay,dtype", [("contiguous", torch.float32),
+                                       ("channels_last", torch.float32),
+                                       ("strided", torch.float32),
+                                       ("contiguous", torch.float64)],
+                         ids=["contiguous-fp32", "channels_last-fp32", "strided-fp32",
+                              "contiguous-fp64"])
 @pytest.mark.parametrize("case", sorted(UPFIRDN_CASES))
 def test_opcheck_upfirdn2d(kernels, case, lay, dtype):
     fname, up, down, pad = UPFIRDN_CASES[case]
