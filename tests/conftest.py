@@ -37,6 +37,30 @@ def fresh_registry():
 
 
 @dataclass
+class Native:
+    root: Path          # TORCH_EXTENSIONS_DIR of this session
+    directory: Path     # the build folder
+    seconds: float      # wall time of this session's build (0 if it was loaded before)
+
+
+@pytest.fixture(scope="session")
+def native(tmp_path_factory) -> Native:
+    """The C++ CPU extension, compiled once per session into a fresh TORCH_EXTENSIONS_DIR
+    (kept set for the session, so later tests see the same cache). Shared by
+    tests/test_ops_native.py and tests/test_ops_library.py: one build per session."""
+    import time
+
+    from ganzoo.ops import build
+    root = tmp_path_factory.mktemp("torch-extensions")
+    os.environ["TORCH_EXTENSIONS_DIR"] = str(root)
+    t0 = time.perf_counter()
+    compiled = build.loaded(build.CPU_EXTENSION) is None
+    build.load(build.CPU_EXTENSION, build=True)
+    seconds = time.perf_counter() - t0 if compiled else 0.0
+    return Native(root, build.state(build.CPU_EXTENSION).directory, seconds)
+
+
+@dataclass
 class Result:
     code: int
     out: str

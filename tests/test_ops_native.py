@@ -34,26 +34,6 @@ pytestmark = pytest.mark.skipif(os.environ.get("GANZOO_TEST_SKIP_NATIVE") == "1"
                                 reason="GANZOO_TEST_SKIP_NATIVE=1")
 
 
-@dataclasses.dataclass
-class Native:
-    root: Path          # TORCH_EXTENSIONS_DIR of this session
-    directory: Path     # the build folder
-    seconds: float      # wall time of this session's build (0 if it was loaded before)
-
-
-@pytest.fixture(scope="session")
-def native(tmp_path_factory) -> Native:
-    """The CPU extension, compiled once per session into a fresh TORCH_EXTENSIONS_DIR (kept
-    set for the session, so later tests see the same cache)."""
-    root = tmp_path_factory.mktemp("torch-extensions")
-    os.environ["TORCH_EXTENSIONS_DIR"] = str(root)
-    t0 = time.perf_counter()
-    compiled = build.loaded(CPU) is None
-    build.load(CPU, build=True)
-    seconds = time.perf_counter() - t0 if compiled else 0.0
-    return Native(root, build.state(CPU).directory, seconds)
-
-
 def close(got, want, dtype=None):
     """fp64: 1e-10; fp32: rtol 1e-5, atol 1e-5 (a few ulp of O(1) values); half/bfloat16:
     stated tolerances of one rounding of the output (the kernels compute in float)."""

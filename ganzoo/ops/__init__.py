@@ -41,9 +41,24 @@ retries.
 Where "auto" runs the reference although the kernel is built: tensors on other devices or of
 other dtypes (the kernels take float16/bfloat16/float32/float64 CPU and CUDA tensors), an
 upfirdn2d filter that requires grad (the kernels differentiate with respect to x only) or, on
-CUDA, one of more than 1,024 taps (2-D; a 1-D filter counts as its square), and code being
-traced by torch.compile (the kernels have no fake-tensor implementation). The kernels'
+CUDA, one of more than 1,024 taps (2-D; a 1-D filter counts as its square). The kernels'
 autograd goes to second order (double backward, as R1 needs); a third order raises.
+
+The native kernels are torch.library custom ops in one namespace, whatever the device:
+``torch.ops.ganzoo.bias_act``, ``bias_act_grad``, ``bias_act_grad2`` (its first and second
+derivatives) and ``torch.ops.ganzoo.upfirdn2d``. Each runs the loaded kernel of its tensor's
+device (``torch.ops.ganzoo_cpu.*`` or ``torch.ops.ganzoo_cuda.*``, which the extensions
+register), has a fake implementation (the output's shape, dtype and strides: channels-last
+stays channels-last) and an autograd formula made of these ops, so gradients of every order the
+kernels provide are ganzoo ops again; ``torch.library.opcheck`` passes on each
+(tests/test_ops_library.py). Hence "auto" also runs the native kernels under torch.compile,
+which traces them as opaque ops without a graph break (the StyleGAN2-ADA networks compile,
+forward and backward, in one graph). What "auto" picks is decided when the code is traced:
+the environment and the build cache are read then (through functions whose result the trace
+keeps as a constant), so changing ``GANZOO_OPS_IMPL`` later needs ``torch.compiler.reset()``;
+a build that "auto" would start runs at trace time. In eager mode, a call that needs no
+autograd calls the kernel directly (the op's own kernel call, minus the dispatcher's round trip
+through Python).
 """
 from __future__ import annotations
 
@@ -65,7 +80,7 @@ NATIVE_DEVICE = {impl: device for device, impl in NATIVE_IMPL.items()}
 
 log = logging.getLogger("ganzoo.ops")
 _warned: set[str] = set()
-_is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None) or (lambda: False)
+is_compiling = torch.compiler.is_compiling   # True while torch.compile traces the caller
 
 
 def check_impl(op: str, impl: str, x: torch.Tensor | None = None) -> None:
@@ -77,13 +92,6 @@ def check_impl(op: str, impl: str, x: torch.Tensor | None = None) -> None:
     if device is not None and x is not None and x.device.type != device:
         raise ValueError(f"{op}: impl={impl!r} runs on {device.upper()} tensors, got one "
                          f"on {x.device}")
-
-
-def _env_impl() -> str:
-    value = os.environ.get(IMPL_ENV, "").strip().lower() or "auto"
-    if value not in IMPLS:
-        raise GanzooError(f"{IMPL_ENV}={value!r}: expected auto, ref, cpp or cuda")
-    return value
 
 
 def build_allowed() -> bool:
@@ -101,6 +109,9 @@ def select_impl(op: str, impl: str, x: torch.Tensor | None = None) -> str:
     """The implementation ``op`` runs for ``impl`` on tensor ``x``: "ref", "cpp" or "cuda".
 
     ``x`` None (or an op without a native kernel) always means "ref" after validation.
+    Traceable by torch.compile without a graph break: what depends on the process (the
+    environment, the build cache, a build) is decided once, when the call is traced, by
+    functions whose result the trace keeps as a constant.
     """
     check_impl(op, impl)
     if impl == "ref":
@@ -111,22 +122,41 @@ def select_impl(op: str, impl: str, x: torch.Tensor | None = None) -> str:
             return "ref"
     if x is None or op not in NATIVE_OPS:
         return "ref"
-    from ganzoo.ops import build
     if impl != "auto":            # an explicit native impl: its device, its dtypes, built now
         check_impl(op, impl, x)
-        device = NATIVE_DEVICE[impl]
         if x.dtype not in NATIVE_DTYPES:
             raise ValueError(f"{op}: impl={impl!r} takes float16/bfloat16/float32/float64, "
                              f"got {x.dtype}")
-        build.load(build.BY_DEVICE[device])
-        return impl
+        return _load_native(impl)
     # auto: the native kernel of x's device when it is (or may be) built, else the reference
-    spec = build.BY_DEVICE.get(x.device.type)
-    if spec is None or x.dtype not in NATIVE_DTYPES:
+    if x.device.type not in NATIVE_IMPL or x.dtype not in NATIVE_DTYPES:
         return "ref"
-    native = NATIVE_IMPL[spec.device]
-    if _is_compiling():
-        return "ref"   # the kernels have no fake-tensor implementation for tracing
+    return _auto_native(op, x.device.type)
+
+
+@torch.compiler.assume_constant_result
+def _env_impl() -> str:
+    value = os.environ.get(IMPL_ENV, "").strip().lower() or "auto"
+    if value not in IMPLS:
+        raise GanzooError(f"{IMPL_ENV}={value!r}: expected auto, ref, cpp or cuda")
+    return value
+
+
+@torch.compiler.assume_constant_result
+def _load_native(impl: str) -> str:
+    """``impl`` ("cpp" or "cuda") after loading (or building) its kernels; raises OpBuildError."""
+    from ganzoo.ops import build
+    build.load(build.BY_DEVICE[NATIVE_DEVICE[impl]])
+    return impl
+
+
+@torch.compiler.assume_constant_result
+def _auto_native(op: str, device_type: str) -> str:
+    """What "auto" runs on ``device_type``: its native impl when loaded, in the cache or (with
+    GANZOO_OPS_BUILD) built now; else "ref", with one warning per op if the build failed."""
+    from ganzoo.ops import build
+    spec = build.BY_DEVICE[device_type]
+    native = NATIVE_IMPL[device_type]
     if build.loaded(spec) is not None:
         return native
     try:
@@ -142,9 +172,13 @@ def select_impl(op: str, impl: str, x: torch.Tensor | None = None) -> str:
 
 
 def native_ops(x: torch.Tensor):
-    """The loaded torch.ops namespace whose kernels take ``x``'s device."""
+    """The torch.ops namespace whose kernels take ``x``'s device (``torch.ops.ganzoo_cpu`` or
+    ``torch.ops.ganzoo_cuda``), loaded (or built) now if this process has not loaded it."""
     from ganzoo.ops import build
-    return build.loaded(build.BY_DEVICE[x.device.type])
+    spec = build.BY_DEVICE.get(x.device.type)
+    if spec is None:
+        raise ValueError(f"ganzoo's native ops take CPU and CUDA tensors, got one on {x.device}")
+    return build.loaded(spec) or build.load(spec)
 
 
 # Imported after select_impl, which the op modules use.

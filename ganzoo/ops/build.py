@@ -17,7 +17,10 @@ retries). A missing ninja or compiler (or nvcc, for CUDA extensions) is reported
 work, as one line naming what is missing and how to get it.
 
 The extensions register their kernels as torch.ops through TORCH_LIBRARY (public API, no
-pybind11), e.g. ``torch.ops.ganzoo_cpu.bias_act``.
+pybind11), one namespace per device, e.g. ``torch.ops.ganzoo_cpu.bias_act``. ganzoo's code
+calls them through the device-independent custom ops ``torch.ops.ganzoo.*`` (defined in
+Python by ganzoo/ops/bias_act.py and upfirdn2d.py, with fake implementations and autograd
+formulas for torch.compile), which run the loaded kernel of their tensor's device.
 """
 from __future__ import annotations
 

@@ -13,14 +13,13 @@ kernel serves the forward pass and every order of backward.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganzoo.ops import native_ops, select_impl
+from ganzoo.ops import is_compiling, native_ops, select_impl
 
 Padding = int | Sequence[int]
 CUDA_MAX_TAPS = 1024     # 2-D taps the CUDA kernel keeps in shared memory (kMaxTaps)
@@ -139,11 +138,14 @@ def upfirdn2d(x: Tensor, f: Tensor | None, up: int | Sequence[int] = 1,
                              f"taps, got {fh} x {fw}; use impl='ref'")
         if f is None:
             f = torch.ones(1, 1, device=x.device)
-        geometry = _Geometry((ux, uy), (dx, dy), (x0, x1, y0, y1), bool(flip_filter),
-                             float(gain))
-        if not (torch.is_grad_enabled() and x.requires_grad):   # no Function overhead
-            return _run_kernel(x, f, geometry)
-        return _Upfirdn2d.apply(x, f.detach(), geometry)
+        args = ([ux, uy], [dx, dy], [x0, x1, y0, y1], bool(flip_filter), float(gain))
+        if is_compiling():
+            return torch.ops.ganzoo.upfirdn2d(x, f.detach(), *args)
+        # Eager mode skips the op's dispatch (see _EagerUpfirdn2d): the same kernel call, and
+        # with autograd the same formula.
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            return _run_kernel(x, f, *args)
+        return _EagerUpfirdn2d.apply(x, f.detach(), *args)
 
     # Zero insertion: pair every pixel with up - 1 zeros, then flatten the pairs.
     if ux > 1 or uy > 1:
@@ -213,20 +215,53 @@ def filter2d(x: Tensor, f: Tensor | None, padding: Padding = 0, flip_filter: boo
     return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
 
 
-# -- native kernels with autograd ------------------------------------------------------------
+# -- the native kernels as a torch.library custom op -----------------------------------------
+#
+# ganzoo::upfirdn2d runs the loaded kernel of the tensor's device, with a fake implementation
+# (the kernel's output shape, dtype and memory format) for torch.compile, and an autograd
+# formula that is ganzoo::upfirdn2d again: every order of backward is the same op.
 
-@dataclass(frozen=True)
-class _Geometry:
-    up: tuple[int, int]                     # (x, y)
-    down: tuple[int, int]
-    pad: tuple[int, int, int, int]          # (x0, x1, y0, y1)
-    flip: bool
-    gain: float
+_LIB = torch.library.Library("ganzoo", "FRAGMENT")
+_LIB.define("upfirdn2d(Tensor x, Tensor f, int[] up, int[] down, int[] pad, bool flip, "
+            "float gain) -> Tensor", tags=(torch.Tag.pt2_compliant_tag,))
 
 
-def _gradient_geometry(g: _Geometry, in_size: tuple[int, int], out_size: tuple[int, int],
-                       taps: tuple[int, int]) -> _Geometry:
-    """The upfirdn2d that maps the output's gradient back onto the input.
+def _run_kernel(x: Tensor, f: Tensor, up: Sequence[int], down: Sequence[int],
+                pad: Sequence[int], flip: bool, gain: float) -> Tensor:
+    return native_ops(x).upfirdn2d(x, f, list(up), list(down), list(pad), flip, gain)
+
+
+_LIB.impl("upfirdn2d", _run_kernel, "CPU")
+_LIB.impl("upfirdn2d", _run_kernel, "CUDA")
+
+
+def _output_size(n: int, up: int, down: int, pad0: int, pad1: int, taps: int) -> int:
+    padded = n * up + pad0 + pad1
+    torch._check(padded >= taps, lambda: "upfirdn2d: the padded image is smaller than the "
+                 "filter")
+    return (padded - taps) // down + 1
+
+
+@torch.library.register_fake("ganzoo::upfirdn2d", lib=_LIB)
+def _(x, f, up, down, pad, flip, gain):
+    torch._check(x.ndim == 4, lambda: "upfirdn2d: expected x of shape [N, C, H, W]")
+    torch._check(f.ndim in (1, 2), lambda: "upfirdn2d: filter must be 1-D or 2-D")
+    N, C, H, W = x.shape
+    fw, fh = filter_size(f)
+    out = (N, C, _output_size(H, up[1], down[1], pad[2], pad[3], fh),
+           _output_size(W, up[0], down[0], pad[0], pad[1], fw))
+    # The kernels write channels-last for a channels-last input (one that is not also
+    # contiguous NCHW, as a 1-channel or 1x1 tensor is), else contiguous NCHW.
+    channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    return torch.empty(out, dtype=x.dtype, device=x.device, memory_format=(
+        torch.channels_last if channels_last else torch.contiguous_format))
+
+
+def _gradient_geometry(up: Sequence[int], down: Sequence[int], pad: Sequence[int],
+                       in_size: tuple[int, int], out_size: tuple[int, int],
+                       taps: tuple[int, int]) -> tuple[list[int], list[int], list[int]]:
+    """(up, down, pad) of the upfirdn2d that maps the output's gradient back onto the input
+    (with the filter flipped relative to the forward pass).
 
     Per axis (input n, up u, down d, padding p0/p1, k taps, output m): zero-insert the
     gradient by d (length m d), full-correlate it with the filter reversed relative to the
@@ -236,34 +271,46 @@ def _gradient_geometry(g: _Geometry, in_size: tuple[int, int], out_size: tuple[i
     pads = []
     for axis in (0, 1):   # x, y
         n, m, k = in_size[axis], out_size[axis], taps[axis]
-        u, d = g.up[axis], g.down[axis]
-        p0 = g.pad[2 * axis]
+        u, d = up[axis], down[axis]
+        p0 = pad[2 * axis]
         pads += [k - 1 - p0, n * u - m * d + p0]
-    return _Geometry(g.down, g.up, (pads[0], pads[1], pads[2], pads[3]), not g.flip, g.gain)
+    return list(down), list(up), pads
 
 
-def _run_kernel(x: Tensor, f: Tensor, g: _Geometry) -> Tensor:
-    return native_ops(x).upfirdn2d(x, f, list(g.up), list(g.down), list(g.pad), g.flip, g.gain)
+def _setup_context(ctx, inputs, output):
+    x, f, up, down, pad, flip, gain = inputs
+    ctx.save_for_backward(f)
+    ctx.args = (up, down, pad, flip, gain)
+    ctx.sizes = (x.shape[3], x.shape[2]), (output.shape[3], output.shape[2])
+    # The kernels keep a channels-last input's layout; its gradient is kept in it too.
+    ctx.channels_last = x.is_contiguous(memory_format=torch.channels_last) and \
+        not x.is_contiguous()
 
 
-class _Upfirdn2d(torch.autograd.Function):
+def _backward(ctx, dy):
+    f, = ctx.saved_tensors
+    up, down, pad, flip, gain = ctx.args
+    in_size, out_size = ctx.sizes
+    g_up, g_down, g_pad = _gradient_geometry(up, down, pad, in_size, out_size, filter_size(f))
+    if ctx.channels_last:
+        dy = dy.contiguous(memory_format=torch.channels_last)   # no-op when it already is
+    dx = torch.ops.ganzoo.upfirdn2d(dy, f, g_up, g_down, g_pad, not flip, gain)
+    return dx, None, None, None, None, None, None
+
+
+torch.library.register_autograd("ganzoo::upfirdn2d", _backward, setup_context=_setup_context,
+                                lib=_LIB)
+
+
+class _EagerUpfirdn2d(torch.autograd.Function):
+    """ganzoo::upfirdn2d for eager mode, without the op's dispatch and its registered
+    autograd's per-call cost (see bias_act's _EagerBiasAct): the same kernel, setup and
+    backward (itself the op ganzoo::upfirdn2d)."""
+
     @staticmethod
-    def forward(ctx, x, f, g):
-        y = _run_kernel(x, f, g)
-        ctx.save_for_backward(f)
-        ctx.g = g
-        # The kernels keep a channels-last input's layout; its gradient is kept in it too.
-        ctx.channels_last = x.is_contiguous(memory_format=torch.channels_last) and \
-            not x.is_contiguous()
-        ctx.sizes = (x.shape[3], x.shape[2]), (y.shape[3], y.shape[2])
+    def forward(ctx, x, f, up, down, pad, flip, gain):
+        y = _run_kernel(x, f, up, down, pad, flip, gain)
+        _setup_context(ctx, (x, f, up, down, pad, flip, gain), y)
         return y
 
-    @staticmethod
-    def backward(ctx, dy):
-        f, = ctx.saved_tensors
-        in_size, out_size = ctx.sizes
-        taps = (f.shape[0], f.shape[0]) if f.ndim == 1 else (f.shape[1], f.shape[0])
-        g = _gradient_geometry(ctx.g, in_size, out_size, taps)
-        if ctx.channels_last:
-            dy = dy.contiguous(memory_format=torch.channels_last)   # no-op when it already is
-        return _Upfirdn2d.apply(dy, f, g), None, None
+    backward = staticmethod(_backward)
