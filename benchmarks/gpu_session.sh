@@ -7,7 +7,8 @@
 #        bench_modes (eager, --compile, --cuda-graphs, both) profile profile_ref
 #        profile_graphs profile_both
 #        train (TRAIN_KIMG, default 20: the 64x64 auto config on shapes; grid, stats, memory)
-# Issue 18's one call: install build bench_modes tests_accel bench_ops profile profile_graphs
+# Issue 18's one call: BUDGET_S=450 bash benchmarks/gpu_session.sh install build bench_modes \
+#   tests_accel profile_graphs bench_ops profile
 set -u
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
@@ -16,15 +17,24 @@ export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-$PWD/.torch-extensions}
 export GANZOO_HOME=${GANZOO_HOME:-$PWD/.ganzoo-home}
 export PYTHONUNBUFFERED=1
 steps=${*:-install build tests bench_ops bench_sg2 profile}
+# BUDGET_S: the whole call's seconds; each step's limit is cut to what is left, and a step
+# with under 20 s left is skipped, so the call ends on its own with every finished step's log.
+budget=${BUDGET_S:-100000}
 t_start=$(date +%s)
 step() {  # step NAME LIMIT_S COMMAND...
   local name=$1 limit=$2; shift 2
   local t0=$(date +%s)
+  local left=$(( budget - (t0 - t_start) - 5 ))
+  if (( left < 20 )); then echo "=== $name skipped: ${left}s left"; return; fi
+  (( limit > left )) && limit=$left
   echo "=== $name (limit ${limit}s) at +$((t0 - t_start))s"
   timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
   local rc=$?
   echo "=== $name rc=$rc in $(( $(date +%s) - t0 ))s"
   tail -n 8 "$OUT/$name.log"
+  # At most 8 files come back from the device tool: each log joins one file at once.
+  { echo "##### $name rc=$rc"; cat "$OUT/$name.log"; } >> "$OUT/all-logs.txt"
+  rm -f "$OUT/$name.log"
 }
 for s in $steps; do
   case $s in
@@ -67,5 +77,3 @@ for s in $steps; do
   esac
 done
 echo "total $(( $(date +%s) - t_start ))s"
-# At most 8 files come back from the device tool: the logs go into one.
-(cd "$OUT" && for f in *.log; do echo "##### $f"; cat "$f"; done > all-logs.txt && rm -f ./*.log)

@@ -145,3 +145,25 @@ def test_compiled_stylegan2_steps_equal_eager_ones(cli, tmp_path):
     r = cli(*args, "--out", "compiled", "--compile")
     assert r.code == 0, r.err
     assert_compiled_equals_eager(tmp_path, ("G.", "D.", "G_ema."), steps=2)
+
+
+@pytest.mark.slow
+def test_stylegan2_main_phases_trace_without_graph_breaks(monkeypatch):
+    """Gmain and Dmain as the loss runs them (mapping, style mixing, synthesis with random
+    noise, D on fakes and reals): one graph each. Style mixing once read its cutoff on the
+    host (.item(), a break and a GPU wait); now it decides by masks."""
+    import ganzoo
+    from ganzoo.architecture import DataSpec
+    monkeypatch.setenv("GANZOO_OPS_IMPL", "ref")
+    torch.manual_seed(0)
+    arch = ganzoo.create("stylegan2-ada", DataSpec(16, 3, 0), cfg="tiny", style_mixing=0.9,
+                         aug="none")
+    loss = arch.loss
+    z, c = torch.randn(4, arch.config.z_dim), torch.zeros(4, 0)
+    reals = torch.rand(4, 3, 16, 16) * 2 - 1
+    torch._dynamo.reset()
+    for name, phase in (("Gmain", lambda z: loss.generator_main(z, c)[0]),
+                        ("Dmain", lambda z: loss.discriminator_main(reals, c, z, c)[0])):
+        explained = torch._dynamo.explain(phase)(z)
+        assert explained.graph_break_count == 0, (name, [r.reason for r in
+                                                         explained.break_reasons])
