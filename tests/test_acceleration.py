@@ -167,3 +167,75 @@ def test_stylegan2_main_phases_trace_without_graph_breaks(monkeypatch):
         explained = torch._dynamo.explain(phase)(z)
         assert explained.graph_break_count == 0, (name, [r.reason for r in
                                                          explained.break_reasons])
+
+
+# -- CUDA graphs (skipped without a GPU) -------------------------------------------------------
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def _stylegan2_trainer(tmp_path: Path, name: str, **train):
+    from ganzoo import make_config
+    from ganzoo.registry import Registry
+    from ganzoo.trainer import Trainer, TrainConfig
+    from ganzoo_plugins.stylegan2_ada.model import StyleGAN2ADA
+    torch.manual_seed(0)
+    config = TrainConfig(data="shapes", resolution=32, batch=16, kimg=1000, tick=1000,
+                         snap=1000, out=str(tmp_path / name), device="cuda", **train)
+    return Trainer(StyleGAN2ADA, make_config(StyleGAN2ADA, {"cfg": "tiny"}), config,
+                   Registry(), quiet=True)
+
+
+@needs_cuda
+def test_cuda_graph_steps_equal_eager_ones(tmp_path):
+    """Six minibatches: Gmain and Dmain run eagerly once, are captured at the second and
+    replayed four times; Greg (every 4th) is captured at the fifth. Both trainers live in one
+    process, so cuDNN picks the same algorithms for both: the logged values should agree to
+    float rounding, step by step (the same random numbers included), and the weights after
+    six steps within the drift that Adam's first steps allow (see the module docstring)."""
+    runs, logged = {}, {}
+    for name, train in (("eager", {}), ("graphs", {"cuda_graphs": True})):
+        trainer = _stylegan2_trainer(tmp_path, name, **train)
+        logged[name] = []
+        step = trainer.arch.train_step
+
+        def recorded(reals, labels, step=step, log=logged[name]):
+            stats = step(reals, labels)
+            log.append({k: float(v) for k, v in stats.items()})
+            return stats
+        trainer.arch.train_step = recorded
+        trainer.advance(6 * 16)
+        runs[name] = trainer
+    graphs = runs["graphs"].arch.graphs
+    assert {key[0] for key in graphs.graphs} == {"Gmain", "Dmain", "Greg"}
+    for i, (a, b) in enumerate(zip(logged["eager"], logged["graphs"])):
+        for k in a:
+            assert b[k] == pytest.approx(a[k], rel=1e-3, abs=1e-5), f"step {i + 1}: {k}"
+    for attr in ("G", "D"):
+        a = dict(getattr(runs["eager"].arch, attr).named_parameters())
+        b = dict(getattr(runs["graphs"].arch, attr).named_parameters())
+        for k in a:
+            rel = ((a[k] - b[k]).norm() / a[k].norm().clamp(min=1e-12)).item()
+            assert rel < 3e-2, f"{attr}.{k}: {rel}"
+
+
+@needs_cuda
+def test_a_captured_augmentation_follows_p():
+    """The pipe reads p on the GPU: a graph captured at p = 1 augments nothing once p is 0."""
+    from ganzoo.augment.pipeline import AugmentPipe
+    pipe = AugmentPipe("bgc").cuda()
+    pipe.p.fill_(1.0)
+    images = torch.rand(8, 3, 16, 16, device="cuda") * 2 - 1
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        pipe(images)                                  # warm-up outside the capture
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = pipe(images)
+    graph.replay()
+    assert not torch.equal(out, images)
+    pipe.p.fill_(0.0)
+    graph.replay()
+    assert torch.equal(out, images)
