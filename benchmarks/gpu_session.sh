@@ -51,7 +51,7 @@ for s in $steps; do
              tests/test_stylegan2_official.py ;;
     tests_accel) step tests_accel 180 python3 -m pytest -q -s -p no:cacheprovider \
              tests/test_acceleration.py tests/test_ops_library.py \
-             tests/test_ops_native.py -k "cuda or graph or channels_last or opcheck" ;;
+             tests/test_ops_native.py -k "cuda or graph or captured or channels_last" ;;
     bench_ops) step bench_ops 240 python3 -m pytest -q -s -p no:cacheprovider \
              benchmarks/test_ops_throughput.py -k gpu --benchmark-json="$OUT/bench_ops.json" ;;
     bench_sg2) step bench_sg2 400 python3 -m pytest -q -s -p no:cacheprovider \

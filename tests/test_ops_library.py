@@ -313,3 +313,34 @@ def test_r1_double_backward_traces_in_one_graph(impl, request, monkeypatch):
             torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
     finally:
         torch._dynamo.reset()
+
+
+# -- the same registrations on CUDA (skipped without a GPU) -------------------------------------
+
+@pytest.fixture(scope="module")
+def cuda_kernels():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    try:
+        return build.load(build.BY_DEVICE["cuda"])
+    except build.OpBuildError as e:
+        pytest.skip(f"the CUDA ops did not build: {e}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64],
+                         ids=["fp16", "fp32", "fp64"])
+@pytest.mark.parametrize("lay", ["contiguous", "channels_last"])
+def test_opcheck_cuda_ops(cuda_kernels, lay, dtype):
+    """bias_act (and its two derivatives) and upfirdn2d's resampling geometries, on CUDA."""
+    x, b, params = bias_act_args("nchw", torch.float64, "lrelu", 0.8)
+    x = layout(x.detach(), lay).to("cuda", dtype).requires_grad_()
+    b = b.detach().to("cuda", dtype).requires_grad_()
+    opcheck(torch.ops.ganzoo.bias_act.default, (x, b, *params))
+    dy = torch.randn(x.shape, device="cuda", dtype=dtype, requires_grad=True)
+    opcheck(torch.ops.ganzoo.bias_act_grad.default, (dy, x, b, *params))
+    f = setup_filter([1, 3, 3, 1]).cuda()
+    for case in ("up2", "down2", "filter"):
+        _, up, down, pad = UPFIRDN_CASES[case]
+        x = layout(torch.randn(2, 8, 7, 6, dtype=torch.float64), lay)
+        x = x.to("cuda", dtype).requires_grad_()
+        opcheck(torch.ops.ganzoo.upfirdn2d.default, (x, f, up, down, pad, False, 2.0))
