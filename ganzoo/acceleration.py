@@ -25,6 +25,8 @@ from typing import Any, Callable, Hashable
 
 import torch
 
+from ganzoo.errors import GanzooError
+
 COMPILE, CUDA_GRAPHS = "compile", "cuda_graphs"
 FLAGS = {COMPILE: "--compile", CUDA_GRAPHS: "--cuda-graphs"}
 
@@ -83,7 +85,28 @@ def compile_module(module: torch.nn.Module) -> Callable[..., Any]:
     ops inside compiled code fall back to eager's generator so the stream does not change."""
     import torch._inductor.config as inductor_config
     inductor_config.fallback_random = True
-    return torch.compile(module, dynamic=False)
+    return _OneLineErrors(torch.compile(module, dynamic=False), "--compile",
+                          torch._dynamo.exc.TorchDynamoException)
+
+
+class _OneLineErrors:
+    """Calls ``fn``; an exception of ``kinds`` (torch.compile failing to trace or to build,
+    a capture refused) becomes one GanzooError line naming the flag to drop."""
+
+    def __init__(self, fn: Callable[..., Any], flag: str, kinds: type[BaseException]):
+        self.fn, self.flag, self.kinds = fn, flag, kinds
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self.fn(*args, **kwargs)
+        except self.kinds as e:
+            raise GanzooError(_failure_line(self.flag, e)) from e
+
+
+def _failure_line(flag: str, error: BaseException, doing: str = "") -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    first = lines[0] if lines else type(error).__name__
+    return f"{flag} failed{doing}: {first} (train without {flag})"
 
 
 def set_capturable(opt: torch.optim.Optimizer, capturable: bool) -> None:
@@ -149,8 +172,13 @@ class PhaseGraphs:
             current.wait_stream(side)
             return outputs
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool, stream=side):
-            outputs = phase()
+        try:
+            with torch.cuda.graph(graph, pool=self.pool, stream=side):
+                outputs = phase()
+        except RuntimeError as e:     # an op that reads a host value or syncs, say
+            phase_name = key[0] if isinstance(key, tuple) else key
+            raise GanzooError(_failure_line("--cuda-graphs", e, f" capturing phase {phase_name}")
+                              ) from e
         current.wait_stream(side)
         self.graphs[key] = (graph, outputs)
         graph.replay()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY_DCGAN
+from conftest import TINY_DCGAN, run_ganzoo
 from ganzoo.acceleration import Acceleration, unavailable_reason
 from ganzoo.checkpoint import checkpoints_of, flat_tensors, read_checkpoint
 
@@ -102,6 +102,18 @@ def test_a_gan_whose_d_forward_takes_no_module_refuses_compile():
     arch = OldStyle(OldStyle.Config(), _spec(), torch.device("cpu"))
     with pytest.raises(GanzooError, match=r"d_forward\(images, labels, D=None\)"):
         arch.accelerate(Acceleration(compile=True))
+
+
+def test_a_compile_that_fails_is_one_line(tmp_path):
+    """No working C++ compiler for inductor (a fresh cache, so it must build): one line
+    naming the flag to drop, not a torch._dynamo traceback."""
+    r = run_ganzoo(*DCGAN, "--kimg", "0.016", "--compile", cwd=tmp_path,
+                   env={"CXX": "/nonexistent/g++",
+                        "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")})
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --compile failed: "), r.stderr
+    assert lines[0].endswith("(train without --compile)")
 
 
 def _spec():
