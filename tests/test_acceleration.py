@@ -13,6 +13,7 @@ the same: inductor draws through eager's generator.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -181,7 +182,69 @@ def test_stylegan2_main_phases_trace_without_graph_breaks(monkeypatch):
                                                          explained.break_reasons])
 
 
-# -- CUDA graphs (skipped without a GPU) -------------------------------------------------------
+# -- CUDA graphs ----------------------------------------------------------------------------------
+
+class FakeCuda:
+    """torch.cuda's stream and graph calls, recorded on a CPU: what PhaseGraphs decides
+    (which call runs the phase, which captures, which only replays) without a GPU."""
+
+    def __init__(self, monkeypatch):
+        self.captures, self.replays = [], 0
+        fake = self
+
+        class Graph:
+            def replay(self):
+                fake.replays += 1
+
+        @contextlib.contextmanager
+        def graph(g, pool=None, stream=None):
+            fake.captures.append(g)
+            yield
+
+        class Stream:
+            def wait_stream(self, other):
+                pass
+
+        for name, value in {"CUDAGraph": Graph, "graph": graph, "Stream": Stream,
+                            "stream": lambda s: contextlib.nullcontext(),
+                            "current_stream": Stream,
+                            "graph_pool_handle": lambda: "pool"}.items():
+            monkeypatch.setattr(torch.cuda, name, value)
+
+
+def test_phase_graphs_run_once_capture_once_then_only_replay(monkeypatch):
+    from ganzoo.acceleration import PhaseGraphs
+    fake = FakeCuda(monkeypatch)
+    graphs, runs = PhaseGraphs(), []
+
+    def phase():
+        runs.append(1)
+        return {"loss": torch.ones(())}
+    first = graphs.run(("Gmain", False), phase)          # eager warm-up
+    assert (len(runs), len(fake.captures), fake.replays) == (1, 0, 0)
+    captured = graphs.run(("Gmain", False), phase)       # captured, then replayed
+    assert (len(runs), len(fake.captures), fake.replays) == (2, 1, 1)
+    for _ in range(3):                                    # replays only: no Python runs
+        assert graphs.run(("Gmain", False), phase) is captured
+    assert (len(runs), len(fake.captures), fake.replays) == (2, 1, 4)
+    assert first is not captured
+    graphs.run(("Gmain", True), phase)                   # another key: its own warm-up
+    assert len(runs) == 3 and len(fake.captures) == 1
+
+
+def test_phase_graph_inputs_keep_their_place(monkeypatch):
+    from ganzoo.acceleration import PhaseGraphs
+    FakeCuda(monkeypatch)
+    graphs = PhaseGraphs()
+    a = graphs.static("reals", torch.zeros(2, 3))
+    b = graphs.static("reals", torch.ones(2, 3))
+    assert a is b and torch.equal(b, torch.ones(2, 3))
+    graphs.graphs["x"] = ("graph", None)
+    c = graphs.static("reals", torch.ones(4, 3))          # a new shape: capture again
+    assert c is not a and not graphs.graphs
+
+
+# -- CUDA graphs on a GPU (skipped without one) -------------------------------------------
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
