@@ -2,8 +2,9 @@
 and compiled training that equals eager training.
 
 Tolerances, measured on this machine's CPU build (inductor fuses and reorders float work):
-the first step's logged losses agree to about 1e-6 (both start from the same weights; the
-tests allow 1e-4). The weights drift apart faster: Adam's first steps move every weight by
+the first step's logged losses agree to about 1e-6 (both start from the same weights), its
+regularisers (path length, R1: run after the main phases' Adam steps) to about 5e-5; the
+tests allow 1e-3. The weights drift apart faster: Adam's first steps move every weight by
 about lr whatever the size of its gradient, so the sign of a near-zero gradient decides, and
 GAN training amplifies the rest. Measured as |a - b| / |a| per tensor: dcgan after four steps
 up to 1.9e-3 (G) and 7e-4 (D); stylegan2-ada --cfg tiny after two steps up to 6.4e-3 (a noise
@@ -59,7 +60,7 @@ def assert_compiled_equals_eager(tmp_path: Path, networks: tuple[str, ...], step
         first_step_stats(tmp_path / "compiled")
     assert eager.keys() == compiled.keys()
     for k in eager:
-        assert compiled[k] == pytest.approx(eager[k], rel=1e-4, abs=1e-6), k
+        assert compiled[k] == pytest.approx(eager[k], rel=1e-3, abs=1e-6), k
     eager, compiled = run_checkpoints(tmp_path / "eager"), run_checkpoints(tmp_path / "compiled")
     assert eager[-1]["progress"]["step"] == compiled[-1]["progress"]["step"] == steps
     for prefix in networks:
