@@ -5,6 +5,7 @@ Models are built with ganzoo.create at tiny widths and saved with save_checkpoin
 are greyscale, so every frame has at most 256 colours and a GIF keeps it exactly."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -379,6 +380,118 @@ def test_unsupported_requests_are_refused_in_one_line(cli, checkpoints, tmp_path
     assert result.code == 1, (result.out, result.err)
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], result.err
+
+
+# -- bad values for projection -----------------------------------------------------------------
+
+BAD_PROJECT_OPTIONS = [
+    ("steps", 0, "--steps"), ("steps", -3, "--steps"), ("steps", 2.5, "--steps"),
+    ("steps", True, "--steps"), ("steps", 10 ** 7, "--steps"),
+    ("lr", 0.0, "--lr"), ("lr", -0.1, "--lr"), ("lr", math.nan, "--lr"), ("lr", math.inf, "--lr"),
+    ("lr", "0.1", "--lr"),
+    ("seed", -1, "--seed"), ("seed", 2 ** 64, "--seed"), ("seed", 1.0, "--seed"),
+    ("class_index", 0.5, "--class"),
+    ("initial_noise", -0.01, "initial_noise"), ("initial_noise", math.nan, "initial_noise"),
+    ("noise_ramp", 1.5, "noise_ramp"), ("noise_ramp", -0.25, "noise_ramp"),
+    ("lr_rampup", math.inf, "lr_rampup"), ("lr_rampup", 2, "lr_rampup"),
+    ("lr_rampdown", -1, "lr_rampdown"), ("lr_rampdown", math.nan, "lr_rampdown"),
+    ("noise_regularize", -1.0, "noise_regularize"), ("noise_regularize", math.inf,
+                                                      "noise_regularize"),
+    ("video_every", -1, "video_every"), ("video_every", 0.5, "video_every"),
+]
+
+
+class NoRender:
+    """Fails the test if the generator is run: a bad option is refused before any work."""
+
+    def __init__(self, model, monkeypatch):
+        for name in ("render_latents", "map_latents"):
+            monkeypatch.setattr(model, name, self.fail)
+
+    def fail(self, *args, **kwargs):
+        raise AssertionError("the generator ran before the options were checked")
+
+
+@pytest.mark.parametrize("arch", ["stylegan2-ada", "dcgan"])
+@pytest.mark.parametrize("field,value,words", BAD_PROJECT_OPTIONS)
+def test_bad_project_option_is_one_line(request, monkeypatch, arch, field, value, words):
+    import dataclasses
+    from ganzoo.errors import GanzooError
+    model = request.getfixturevalue("stylegan" if arch == "stylegan2-ada" else "dcgan")
+    NoRender(model, monkeypatch)
+    options = dataclasses.replace(explore.ProjectOptions(steps=2), **{field: value})
+    with pytest.raises(GanzooError) as e:
+        explore.project(model, torch.zeros(1, 1, 32, 32), options)
+    message = str(e.value)
+    assert "\n" not in message and words in message and repr(value) in message, message
+
+
+def test_every_numeric_project_option_is_checked(stylegan, monkeypatch):
+    """-1 (and nan for floats) in any numeric field of ProjectOptions is refused by name:
+    a field added later without a check fails here."""
+    import dataclasses
+    import typing
+    from ganzoo.errors import GanzooError
+    NoRender(stylegan, monkeypatch)
+    flags = {"steps": "--steps", "lr": "--lr", "seed": "--seed", "class_index": "--class"}
+    hints = typing.get_type_hints(explore.ProjectOptions)
+    checked = 0
+    for f in dataclasses.fields(explore.ProjectOptions):
+        kind = hints[f.name]
+        if kind not in (int, float, int | None):
+            continue
+        for value in [-1] + ([math.nan] if kind is float else []):
+            options = dataclasses.replace(explore.ProjectOptions(steps=2), **{f.name: value})
+            with pytest.raises(GanzooError, match=flags.get(f.name, f.name)):
+                explore.project(stylegan, torch.zeros(1, 1, 32, 32), options)
+            checked += 1
+    assert checked >= 14
+
+
+def test_zero_ramps_and_no_noise_are_allowed(stylegan):
+    """0 for a ramp means none (and no noise on w, no regulariser, no video): the edges of
+    the ranges are accepted and the projection runs."""
+    target = explore.render(stylegan, explore.seed_latents(stylegan, [1], None), None)
+    options = explore.ProjectOptions(steps=3, initial_noise=0, noise_ramp=0, lr_rampup=0,
+                                     lr_rampdown=0, noise_regularize=0, video_every=0)
+    result = explore.project(stylegan, target, options)
+    assert len(result.history) == 3 and not result.frames
+    assert all(math.isfinite(v) for v in result.history)
+    options = explore.ProjectOptions(steps=3, noise_ramp=1, lr_rampup=1, lr_rampdown=1,
+                                     video_every=2)
+    assert len(explore.project(stylegan, target, options).frames) == 2
+
+
+def test_bad_target_or_feature_weight_is_one_line(stylegan):
+    from ganzoo.errors import GanzooError
+    nan = torch.full((1, 1, 32, 32), math.nan)
+    with pytest.raises(GanzooError, match="non-finite"):
+        explore.project(stylegan, nan, explore.ProjectOptions(steps=1))
+    with pytest.raises(GanzooError, match="--feature-lambda"):
+        explore.project(stylegan, torch.zeros(1, 1, 32, 32), explore.ProjectOptions(steps=1),
+                        explore.Distance(weight=math.nan))
+
+
+@pytest.mark.parametrize("option,value", [
+    ("--steps", "0"), ("--steps", "-1"), ("--steps", "10000000"), ("--lr", "nan"),
+    ("--lr", "0"), ("--lr", "-inf"), ("--seed", "-1"), ("--seed", str(2 ** 64)),
+    ("--feature-lambda", "inf"), ("--feature-lambda", "-1"),
+])
+def test_bad_project_value_from_the_cli_is_one_line(cli, checkpoints, tmp_path, option, value):
+    from test_cli_errors import assert_one_line_error
+    photo = tmp_path / "photo.png"
+    Image.new("L", (32, 32)).save(photo)
+    r = cli("project", "--checkpoint", str(checkpoints["stylegan2-ada"]), "--target", str(photo),
+            "--out", str(tmp_path / "p"), option, value)
+    assert_one_line_error(r, option)
+    assert not (tmp_path / "p").exists()
+
+
+def test_project_value_of_the_wrong_type_is_a_usage_line(cli, checkpoints, tmp_path):
+    from test_cli_errors import assert_one_line_error
+    r = cli("project", "--checkpoint", str(checkpoints["dcgan"]), "--target", "x.png",
+            "--steps", "many")
+    assert_one_line_error(r, "--steps", code=2)
 
 
 # -- an official StyleGAN2-ADA network -------------------------------------------------------
