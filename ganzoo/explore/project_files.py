@@ -12,6 +12,7 @@ import torch
 
 from ganzoo.errors import GanzooError
 from ganzoo.explore.encode import write_video
+from ganzoo.explore.perceptual import VGG16Perceptual, default_resolution, from_file
 from ganzoo.explore.project import (Distance, Projection, ProjectOptions, check_options,
                                     load_target, project, save_latent)
 from ganzoo.progress import ProgressBar
@@ -66,10 +67,21 @@ def run_data(loaded, registry):
 def choose_distance(loaded, request: ProjectRequest, registry) -> Distance:
     """pixel + the named extractor; ``auto``: pixel + domain when the run's data is labelled
     (the offline default), else pixel only."""
-    from ganzoo.metrics.extract import ExtractorContext, build_extractor
+    from ganzoo.metrics.extract import ExtractorContext, build_extractor, prepare_net
     name = request.extractor
     if name == "none":
         return Distance()
+    base, _, argument = name.partition(":")
+    table = registry.feature_extractors()
+    if base == VGG16Perceptual.name and base not in table:
+        # projection's own perceptual distance (LPIPS-VGG16), from a file the user has
+        net = from_file(request.feature_weights, argument,
+                        default_resolution(loaded.model.data.resolution))
+        net = prepare_net(net, loaded.model.device)
+        return Distance(net, f"{name} [{net.weights_id}]", request.feature_lambda)
+    if base != "auto" and base not in table:
+        known = ", ".join(sorted({*table, VGG16Perceptual.name}))
+        raise GanzooError(f"unknown feature extractor '{base}' (known: {known})")
     data = run_data(loaded, registry)
     if name == "auto":
         labelled = data is not None and data.labels is not None and len(data.class_names) > 1
