@@ -33,6 +33,8 @@ from ganzoo.features import FeatureExtractor
 
 W_AVG_SAMPLES = 10_000      # mapped samples for w's mean and spread (the paper's count)
 Z_START_SEEDS = 64          # seeds tried as z's starting point
+MAX_STEPS = 1_000_000       # more is taken for a typo (the paper uses 1000)
+SEED_LIMIT = 2 ** 64        # what torch.Generator.manual_seed takes
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,40 @@ class ProjectOptions:
     video_every: int = 0              # keep a frame every N steps (0: no video)
 
 
+def _integer(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _real(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) \
+        and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
+
+
+def check_options(options: ProjectOptions) -> None:
+    """One line naming the first option out of its range (the options the CLI sets by their
+    flag, the others by their field name), before anything is computed."""
+    o = options
+    if not (_integer(o.steps) and 1 <= o.steps <= MAX_STEPS):
+        raise GanzooError(f"--steps must be an integer in 1-{MAX_STEPS:,}, got {o.steps!r}")
+    if not (_real(o.lr) and o.lr > 0):
+        raise GanzooError(f"--lr must be a positive number, got {o.lr!r}")
+    if not (_integer(o.seed) and 0 <= o.seed < SEED_LIMIT):
+        raise GanzooError(f"--seed must be an integer in 0-{SEED_LIMIT - 1}, got {o.seed!r}")
+    if o.class_index is not None and not _integer(o.class_index):
+        raise GanzooError(f"--class must be an integer class index, got {o.class_index!r}")
+    for name, low, high in (("initial_noise", 0, None), ("noise_ramp", 0, 1),
+                            ("lr_rampup", 0, 1), ("lr_rampdown", 0, 1),
+                            ("noise_regularize", 0, None)):
+        value = getattr(o, name)
+        if not (_real(value) and value >= low and (high is None or value <= high)):
+            where = f"in [{low}, {high}]" if high is not None else f">= {low}"
+            raise GanzooError(f"ProjectOptions.{name} must be a number {where}, "
+                              f"got {value!r}")
+    if not (_integer(o.video_every) and o.video_every >= 0):
+        raise GanzooError(f"ProjectOptions.video_every must be an integer >= 0 (0: no "
+                          f"video), got {o.video_every!r}")
+
+
 @dataclass
 class Distance:
     """pixel MSE + ``weight`` x relative squared feature distance (no extractor: pixel only)."""
@@ -56,6 +92,10 @@ class Distance:
     extractor: FeatureExtractor | None = None
     name: str = ""
     weight: float = 1.0
+
+    def check(self) -> None:
+        if not (_real(self.weight) and self.weight >= 0):
+            raise GanzooError(f"--feature-lambda must be a number >= 0, got {self.weight!r}")
 
     def describe(self) -> str:
         if self.extractor is None:
@@ -117,13 +157,26 @@ def load_target(path: Path, resolution: int, channels: int) -> Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1)[None] / 127.5 - 1
 
 
+def _ramp(x: float, length: float) -> float:
+    """min(1, x / length); a ramp of length 0 is none (1 throughout)."""
+    return 1.0 if length <= 0 else min(1.0, x / length)
+
+
 def learning_rate(options: ProjectOptions, step: int) -> float:
     """Linear ramp up over the first ``lr_rampup`` of the steps, cosine down over the last
-    ``lr_rampdown``."""
+    ``lr_rampdown`` (either 0: no ramp)."""
     t = step / max(1, options.steps)
-    down = min(1.0, (1 - t) / options.lr_rampdown)
-    down = 0.5 - 0.5 * math.cos(down * math.pi)
-    return options.lr * down * min(1.0, t / options.lr_rampup)
+    down = 0.5 - 0.5 * math.cos(_ramp(1 - t, options.lr_rampdown) * math.pi)
+    return options.lr * down * _ramp(t, options.lr_rampup)
+
+
+def w_noise_scale(options: ProjectOptions, step: int) -> float:
+    """The std of the noise on w at ``step``, in units of W's spread: ``initial_noise``
+    decaying quadratically to zero over the first ``noise_ramp`` of the steps (0: none)."""
+    if options.noise_ramp <= 0:
+        return 0.0
+    t = step / max(1, options.steps)
+    return options.initial_noise * max(0.0, 1 - t / options.noise_ramp) ** 2
 
 
 def noise_penalty(noise: dict[str, Tensor]) -> Tensor | float:
@@ -199,12 +252,14 @@ def project(model: Architecture, target: Tensor, options: ProjectOptions = Proje
     """Optimise a latent (W for a style-based generator, else z) so that the generator's
     image of it matches ``target`` [1, C, R, R] in [-1, 1]."""
     space = require_space(model, "project")
-    if options.steps < 1:
-        raise GanzooError(f"--steps must be >= 1, got {options.steps}")
+    check_options(options)
+    distance.check()
     res, ch = model.data.resolution, model.data.channels
     if tuple(target.shape) != (1, ch, res, res):
         raise GanzooError(f"target of shape {tuple(target.shape)}; the generator draws "
                           f"[1, {ch}, {res}, {res}]")
+    if not torch.isfinite(target).all():
+        raise GanzooError("target has non-finite values (nan or inf); images are in [-1, 1]")
     target = target.to(model.device)
     labels = class_labels(model, options.class_index)
     loss_of = distance.bind(target)
@@ -239,8 +294,7 @@ def _project_w(model, space, labels, loss_of, target, options, on_step) -> Proje
     opt = torch.optim.Adam([w, *noise.values()], betas=(0.9, 0.999), lr=options.lr)
     history, frames = [], []
     for step in range(options.steps):
-        t = step / options.steps
-        sigma = w_spread * options.initial_noise * max(0.0, 1 - t / options.noise_ramp) ** 2
+        sigma = w_spread * w_noise_scale(options, step)
         for group in opt.param_groups:
             group["lr"] = learning_rate(options, step)
         w_noisy = w + torch.randn(w.shape, generator=gen).to(w.device) * sigma

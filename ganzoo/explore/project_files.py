@@ -12,8 +12,9 @@ import torch
 
 from ganzoo.errors import GanzooError
 from ganzoo.explore.encode import write_video
-from ganzoo.explore.project import (Distance, Projection, ProjectOptions, load_target,
-                                    project, save_latent)
+from ganzoo.explore.perceptual import VGG16Perceptual, default_resolution, from_file
+from ganzoo.explore.project import (Distance, Projection, ProjectOptions, check_options,
+                                    load_target, project, save_latent)
 from ganzoo.progress import ProgressBar
 from ganzoo.viz import grid_image, save_image
 
@@ -34,13 +35,18 @@ class ProjectRequest:
     out: Path = Path("projected")
 
 
+def options_for(request: ProjectRequest, class_index: int | None = None) -> ProjectOptions:
+    every = max(1, request.steps // VIDEO_FRAMES) if request.save_video else 0
+    return ProjectOptions(steps=request.steps, lr=request.lr, class_index=class_index,
+                          seed=request.seed, video_every=every)
+
+
 def check_request(request: ProjectRequest) -> None:
-    if request.steps < 1:
-        raise GanzooError(f"--steps must be >= 1, got {request.steps}")
-    if not (math.isfinite(request.lr) and request.lr > 0):
-        raise GanzooError(f"--lr must be a positive number, got {request.lr}")
+    """The request's values, before the target is read or a feature network built."""
+    check_options(options_for(request))
     if not (math.isfinite(request.feature_lambda) and request.feature_lambda >= 0):
-        raise GanzooError(f"--feature-lambda must be >= 0, got {request.feature_lambda}")
+        raise GanzooError(f"--feature-lambda must be a number >= 0, got "
+                          f"{request.feature_lambda!r}")
     if request.feature_weights and request.extractor in ("auto", "none"):
         raise GanzooError("--feature-weights needs --extractor NAME (the network they are for)")
 
@@ -61,10 +67,21 @@ def run_data(loaded, registry):
 def choose_distance(loaded, request: ProjectRequest, registry) -> Distance:
     """pixel + the named extractor; ``auto``: pixel + domain when the run's data is labelled
     (the offline default), else pixel only."""
-    from ganzoo.metrics.extract import ExtractorContext, build_extractor
+    from ganzoo.metrics.extract import ExtractorContext, build_extractor, prepare_net
     name = request.extractor
     if name == "none":
         return Distance()
+    base, _, argument = name.partition(":")
+    table = registry.feature_extractors()
+    if base == VGG16Perceptual.name and base not in table:
+        # projection's own perceptual distance (LPIPS-VGG16), from a file the user has
+        net = from_file(request.feature_weights, argument,
+                        default_resolution(loaded.model.data.resolution))
+        net = prepare_net(net, loaded.model.device)
+        return Distance(net, f"{name} [{net.weights_id}]", request.feature_lambda)
+    if base != "auto" and base not in table:
+        known = ", ".join(sorted({*table, VGG16Perceptual.name}))
+        raise GanzooError(f"unknown feature extractor '{base}' (known: {known})")
     data = run_data(loaded, registry)
     if name == "auto":
         labelled = data is not None and data.labels is not None and len(data.class_names) > 1
@@ -92,9 +109,7 @@ def run_projection(loaded, request: ProjectRequest, registry) -> Iterator[str]:
     target = load_target(request.target, model.data.resolution, model.data.channels)
     distance = choose_distance(loaded, request, registry)
     yield f"distance: {distance.describe()}"
-    every = max(1, request.steps // VIDEO_FRAMES) if request.save_video else 0
-    options = ProjectOptions(steps=request.steps, lr=request.lr, class_index=k,
-                             seed=request.seed, video_every=every)
+    options = options_for(request, k)
     with ProgressBar("project", request.steps) as bar:
         result = project(model, target, options, distance, on_step=lambda _: bar.advance())
     yield from write_projection(result, model, target, request)
