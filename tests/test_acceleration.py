@@ -315,3 +315,70 @@ def test_a_captured_augmentation_follows_p():
     pipe.p.fill_(0.0)
     graph.replay()
     assert torch.equal(out, images)
+
+
+@pytest.mark.parametrize("cond", [False, True], ids=["unconditional", "conditional"])
+def test_stylegan2_phases_read_nothing_back_from_the_device(monkeypatch, cond):
+    """What a CUDA graph cannot hold: a phase that reads a tensor's value on the host (item,
+    tolist, float, bool, nonzero) would wait for the GPU and break the capture. Every phase
+    of the first minibatch (Gmain, Greg, Dmain, Dreg; style mixing on, conditional labels
+    drawn) runs here with those reads turned into errors. (The augmentation's GPU path
+    selects by masks; its CPU path, not used on a GPU, does read, so it is off here.)"""
+    import ganzoo
+    from ganzoo.architecture import DataSpec
+    from ganzoo_plugins.stylegan2_ada.model import StyleGAN2ADA
+    monkeypatch.setenv("GANZOO_OPS_IMPL", "ref")
+    torch.manual_seed(0)
+    data = DataSpec(16, 3, 3 if cond else 0, label_counts=(5, 3, 2) if cond else ())
+    arch = ganzoo.create("stylegan2-ada", data, cfg="tiny", style_mixing=0.9, aug="none",
+                         cond=cond)
+    phases = []
+    real_run = StyleGAN2ADA._run
+
+    def guarded(module, opt, phase):
+        # Adam's step is left out: on a CPU its step count lives on the host by design, and
+        # --cuda-graphs makes it capturable (counts on the GPU).
+        real_step = opt.step
+        opt.step = lambda: _unguarded(real_step)
+        try:
+            with _host_reads_refused():
+                phases.append(module)
+                return real_run(module, opt, phase)
+        finally:
+            del opt.step
+    monkeypatch.setattr(StyleGAN2ADA, "_run", staticmethod(guarded))
+    labels = torch.tensor([0, 1, 2, 0]) if cond else None
+    arch.train_step(torch.rand(4, 3, 16, 16) * 2 - 1, labels)
+    assert len(phases) == 4                      # Gmain, Greg, Dmain, Dreg all ran
+
+
+HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "nonzero")
+_ORIGINAL_READS = {name: getattr(torch.Tensor, name) for name in HOST_READS}
+
+
+@contextlib.contextmanager
+def _host_reads_refused():
+    for name in HOST_READS:
+        setattr(torch.Tensor, name, _host_read(name))
+    try:
+        yield
+    finally:
+        for name, fn in _ORIGINAL_READS.items():
+            setattr(torch.Tensor, name, fn)
+
+
+def _unguarded(fn):
+    saved = {name: getattr(torch.Tensor, name) for name in HOST_READS}
+    for name, original in _ORIGINAL_READS.items():
+        setattr(torch.Tensor, name, original)
+    try:
+        return fn()
+    finally:
+        for name, f in saved.items():
+            setattr(torch.Tensor, name, f)
+
+
+def _host_read(name: str):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"Tensor.{name} inside a training phase")
+    return refuse
