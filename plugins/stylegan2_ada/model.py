@@ -46,11 +46,19 @@ GENERATE_CHUNK = 32       # images per forward pass in generate(), to bound memo
 Phase = Callable[[], tuple[Tensor, Stats, "Tensor | None"]]
 
 
-def _sanitize_gradients(module: nn.Module) -> None:
-    """fp16 layers can overflow: a non-finite gradient entry must not poison Adam's moments.
-    NaN becomes 0 and +-inf +-1e5, as in the original implementation; on one flat copy (three
-    kernels instead of one per parameter)."""
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
+def _complete_gradients(module: nn.Module) -> None:
+    """Every parameter gets a finite gradient, in one walk over the parameters.
+
+    - A parameter the phase's loss does not reach gets a zero gradient, not None (see
+      :meth:`StyleGAN2ADA._run`).
+    - fp16 layers can overflow, and a non-finite entry must not poison Adam's moments: NaN
+      becomes 0 and +-inf +-1e5, as in the original implementation, on one flat copy (three
+      kernels instead of one per parameter)."""
+    grads = []
+    for param in module.parameters():
+        if param.grad is None:
+            param.grad = torch.zeros_like(param)
+        grads.append(param.grad)
     if not grads:
         return
     flat = torch.cat([g.reshape(-1) for g in grads])
@@ -63,12 +71,6 @@ def flip_up_kernels(g_state: dict) -> dict:
     """A generator state dict with its up-sampling kernels flipped on both spatial axes
     (between ganzoo's layout 1 and the official layout; the flip is its own inverse)."""
     return {k: v.flip([2, 3]) if UP_KERNEL.match(k) else v for k, v in g_state.items()}
-
-
-def _fill_missing_gradients(module: nn.Module) -> None:
-    for p in module.parameters():
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
 
 
 def _cdf(weights: Tensor) -> Tensor:
@@ -243,8 +245,7 @@ class StyleGAN2ADA(Architecture):
         opt.zero_grad(set_to_none=True)
         loss, stats, real_logits = phase()
         loss.backward()
-        _fill_missing_gradients(module)
-        _sanitize_gradients(module)
+        _complete_gradients(module)
         opt.step()
         module.requires_grad_(False)
         return stats, real_logits
