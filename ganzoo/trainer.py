@@ -426,15 +426,6 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------
 
     @property
-    def stats_read_every(self) -> int:
-        """Steps between reads of logged values left on the device (1 on CPU)."""
-        return self.stats.read_every
-
-    @stats_read_every.setter
-    def stats_read_every(self, steps: int) -> None:
-        self.stats.read_every = steps
-
-    @property
     def stop_signal(self) -> int | None:
         """The signal that asked this run to stop, if one did."""
         return self.signals.requested

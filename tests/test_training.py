@@ -167,7 +167,7 @@ def _tensor_stats_trainer(tmp_path, nan_at, read_every):
                          out=str(tmp_path / "runs"), device="cpu")
     trainer = Trainer(_TensorStatsGAN.make(nan_at), DCGANConfig(base_channels=8, latent_dim=8),
                       config, Registry(), quiet=True)
-    trainer.stats_read_every = read_every
+    trainer.stats.read_every = read_every      # TickStats: steps between device reads
     return trainer
 
 
