@@ -154,10 +154,12 @@ def truncation_command(ctx, arch, ckpt_ref, runs, device, trust, seeds, psi_text
 @click.option("--steps", type=int, default=1000, show_default=True)
 @click.option("--lr", type=float, default=0.1, show_default=True)
 @click.option("--extractor", default="auto", show_default=True, metavar="auto|none|NAME",
-              help="feature network in the distance; auto: the domain extractor when the "
+              help="feature network in the distance: a registered extractor, or vgg16[:RES] "
+              "(LPIPS-VGG16, from --feature-weights); auto: the domain extractor when the "
               "run's data has labels, else pixels only")
 @click.option("--feature-weights", metavar="PATH", help="weights file for an extractor "
-              "that takes one (a VGG16/LPIPS-style network you have)")
+              "that takes one (vgg16: torchvision's VGG16 or an LPIPS VGG state dict you "
+              "have)")
 @click.option("--feature-lambda", type=float, default=1.0, show_default=True,
               help="weight of the feature distance against pixel MSE")
 @click.option("--class", "class_", metavar="K|NAME", help="class (conditional models)")
