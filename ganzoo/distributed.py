@@ -375,5 +375,5 @@ def launch(nproc: int, argv: list[str]) -> int:
     return 0
 
 
-# What a rank exits with after a stop signal made it save (ganzoo/cli.py: 128 + signal).
+# What a rank exits with after a stop signal made it save (ganzoo/cli/train.py: 128 + signal).
 STOPPED_EXIT_CODES = (128 + 2, 128 + 15)
