@@ -173,8 +173,11 @@ class GANArchitecture(Architecture):
 
     def d_augmented(self, images: Tensor, labels: Tensor | None, D: Callable | None = None
                     ) -> Tensor:
-        """D of augmented images: what training's every loss term sees."""
-        return self.d_forward(self.small_data.augment(images), labels, D)
+        """D of augmented images: what training's every loss term sees. (``D`` is passed on
+        only when given: a plugin's d_forward may predate that argument.)"""
+        images = self.small_data.augment(images)
+        return self.d_forward(images, labels) if D is None else \
+            self.d_forward(images, labels, D)
 
     def train_step(self, reals: Tensor, labels: Tensor | None) -> dict[str, float]:
         extra = self.small_data

@@ -93,7 +93,7 @@ def test_unavailable_acceleration_is_one_line(cli, args, message):
     assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
 
 
-def test_a_gan_whose_d_forward_takes_no_module_refuses_compile():
+def test_a_gan_whose_d_forward_takes_no_module_trains_but_refuses_compile():
     from ganzoo.errors import GanzooError
     from ganzoo_plugins.dcgan.model import DCGAN as DCGANArch
 
@@ -101,9 +101,12 @@ def test_a_gan_whose_d_forward_takes_no_module_refuses_compile():
         def d_forward(self, images, labels):          # the signature before --compile
             return self.D(images)
 
-    arch = OldStyle(OldStyle.Config(), _spec(), torch.device("cpu"))
+    config = OldStyle.Config(base_channels=8, max_channels=16, latent_dim=8, augment="diffaug")
+    arch = OldStyle(config, _spec(), torch.device("cpu"))
     with pytest.raises(GanzooError, match=r"d_forward\(images, labels, D=None\)"):
         arch.accelerate(Acceleration(compile=True))
+    stats = arch.train_step(torch.rand(4, 3, 32, 32) * 2 - 1, None)   # eager, augmented
+    assert set(stats) >= {"loss_d", "loss_g"}
 
 
 def test_a_compile_that_fails_is_one_line(tmp_path):
