@@ -153,7 +153,8 @@ def _is_dense(x: Tensor) -> bool:
     if x.is_contiguous() or (x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last)):
         return True
     expected = 1
-    for stride, size in sorted((x.stride(d), x.shape[d]) for d in range(x.ndim) if x.shape[d] != 1):
+    axes = sorted((x.stride(d), x.shape[d]) for d in range(x.ndim) if x.shape[d] != 1)
+    for stride, size in axes:
         if stride != expected:
             return False
         expected *= size

@@ -250,11 +250,15 @@ def _(x, f, up, down, pad, flip, gain):
     fw, fh = filter_size(f)
     out = (N, C, _output_size(H, up[1], down[1], pad[2], pad[3], fh),
            _output_size(W, up[0], down[0], pad[0], pad[1], fw))
-    # The kernels write channels-last for a channels-last input (one that is not also
-    # contiguous NCHW, as a 1-channel or 1x1 tensor is), else contiguous NCHW.
-    channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
     return torch.empty(out, dtype=x.dtype, device=x.device, memory_format=(
-        torch.channels_last if channels_last else torch.contiguous_format))
+        torch.channels_last if _writes_channels_last(x) else torch.contiguous_format))
+
+
+def _writes_channels_last(x: Tensor) -> bool:
+    """The kernels write channels-last for a channels-last input (one that is not also
+    contiguous NCHW, as a 1-channel or 1x1 tensor is), else contiguous NCHW; the gradient
+    keeps the input's layout too."""
+    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
 def _gradient_geometry(up: Sequence[int], down: Sequence[int], pad: Sequence[int],
@@ -282,9 +286,7 @@ def _setup_context(ctx, inputs, output):
     ctx.save_for_backward(f)
     ctx.args = (up, down, pad, flip, gain)
     ctx.sizes = (x.shape[3], x.shape[2]), (output.shape[3], output.shape[2])
-    # The kernels keep a channels-last input's layout; its gradient is kept in it too.
-    ctx.channels_last = x.is_contiguous(memory_format=torch.channels_last) and \
-        not x.is_contiguous()
+    ctx.channels_last = _writes_channels_last(x)
 
 
 def _backward(ctx, dy):
