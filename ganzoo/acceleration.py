@@ -45,9 +45,6 @@ class Acceleration:
     def __bool__(self) -> bool:
         return bool(self.requested)
 
-    def describe(self) -> str:
-        return " and ".join(FLAGS[name] for name in self.requested) or "eager"
-
 
 def unavailable_reason(acceleration: Acceleration, arch_name: str, supported: frozenset[str],
                        device: torch.device, world_size: int) -> str | None:

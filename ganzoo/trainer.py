@@ -247,7 +247,6 @@ class Trainer:
                                self._non_finite)
         self._tick_images = self.progress.images
         self._last_sec_per_kimg: float | None = None
-        self._tick_start = time.monotonic()
         if self.is_main:
             self.lock.acquire()        # before anything in the run directory is touched
             self._prepare_run_dir(resumed=resume is not None)
