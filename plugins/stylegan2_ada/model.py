@@ -185,8 +185,8 @@ class StyleGAN2ADA(Architecture):
         if c.pl_weight > 0 and due(c.pl_interval):
             self.held.update(self._phase("Greg", self.G, self.opt_g, lambda: (
                 *self.loss.generator_reg(z(), self._fake_cond(n)), None)))
-        stats |= self._phase("Dmain", self.D, self.opt_d,
-                             lambda: self._discriminator_main(reals, cond, z(), self._fake_cond(n)))
+        stats |= self._phase("Dmain", self.D, self.opt_d, lambda: self._discriminator_main(
+            reals, cond, z(), self._fake_cond(n)))
         if c.gamma > 0 and due(c.r1_interval):
             self.held.update(self._phase("Dreg", self.D, self.opt_d,
                                          lambda: self.loss.discriminator_reg(reals, cond)))
@@ -207,8 +207,8 @@ class StyleGAN2ADA(Architecture):
         if not self.conditional:
             return torch.zeros(n, 0, device=self.device)
         u = torch.rand(n, device=self.device)
-        labels = torch.searchsorted(self._label_cdf, u, right=True).clamp_(max=len(
-            self._label_cdf) - 1)
+        labels = torch.searchsorted(self._label_cdf, u, right=True)
+        labels.clamp_(max=self.data.num_classes - 1)   # a u that rounds to the CDF's end
         return nn.functional.one_hot(labels, self.data.num_classes).float()
 
     def _discriminator_main(self, reals: Tensor, cond: Tensor, z: Tensor, fake_cond: Tensor

@@ -98,8 +98,9 @@ def compute_dtype(use_fp16: bool, device: torch.device, force_fp32: bool) -> tor
 def block_layout(dtype: torch.dtype) -> torch.memory_format:
     """fp16 blocks run channels-last: cuDNN's fp16 convolutions work in that layout (given
     NCHW, it converted back and forth: 12% of the GPU time of a 64x64 step), and the CUDA
-    upfirdn2d and bias_act keep it. The layout changes no value."""
-    return torch.channels_last if dtype == torch.float16 else torch.contiguous_format
+    upfirdn2d and bias_act keep it. fp32 blocks keep their input's layout (no copy; on a CPU
+    everything is fp32, as before). The layout changes no value."""
+    return torch.channels_last if dtype == torch.float16 else torch.preserve_format
 
 
 def normalize_2nd_moment(x: Tensor, eps: float = 1e-8) -> Tensor:
