@@ -16,11 +16,15 @@ from ganzoo.errors import GanzooError
 from ganzoo.trainer import pick_device
 from ganzoo.viz import save_image
 
-def load_for(ctx, ckpt_ref: str, runs: str, device: str, trust: bool):
-    """The model a checkpoint (or run, or official pickle) holds, for the explore tools."""
+
+def load_for(ctx, arch: str | None, ckpt_ref: str, runs: str, device: str, trust: bool):
+    """The model a checkpoint (or run, or official pickle) holds, for the explore tools;
+    ARCH, when given, must be what it holds."""
     path = resolve_checkpoint(ckpt_ref, Path(runs))
-    return load_model(path, trust=trust, device=pick_device(device),
-                      registry=registry_from(ctx))
+    loaded = load_model(path, trust=trust, device=pick_device(device),
+                        registry=registry_from(ctx))
+    check_arch(loaded, arch)
+    return loaded
 
 
 def check_arch(loaded, arch: str | None) -> None:
@@ -84,8 +88,7 @@ def video_command(ctx, arch, ckpt_ref, runs, device, trust, seeds, kind, frames_
     check_video_path(Path(out))
     options = VideoOptions(parse_seeds(seeds), kind, frames_per_seed, parse_grid(grid_text),
                            None, trunc, fps)
-    loaded = load_for(ctx, ckpt_ref, runs, device, trust)
-    check_arch(loaded, arch)
+    loaded = load_for(ctx, arch, ckpt_ref, runs, device, trust)
     options = dataclasses.replace(options,
                                   class_index=explore_class(loaded.model, class_, loaded.path))
     r = make_video(loaded.model, options, Path(out))
@@ -113,8 +116,7 @@ def mix_command(ctx, arch, ckpt_ref, runs, device, trust, rows, cols, styles, cl
     style_list = None if styles is None else list(parse_seeds(styles))
     if (len(row_seeds) + 1) * (len(col_seeds) + 1) > MAX_GRID_IMAGES:
         raise GanzooError(f"mix: a grid holds at most {MAX_GRID_IMAGES} images")
-    loaded = load_for(ctx, ckpt_ref, runs, device, trust)
-    check_arch(loaded, arch)
+    loaded = load_for(ctx, arch, ckpt_ref, runs, device, trust)
     grid = style_mix(loaded.model, MixOptions(list(row_seeds), list(col_seeds), style_list,
                                               explore_class(loaded.model, class_, loaded.path),
                                               trunc))
@@ -139,8 +141,7 @@ def truncation_command(ctx, arch, ckpt_ref, runs, device, trust, seeds, psi_text
     seed_list, psis = parse_seeds(seeds), parse_psis(psi_text)
     if len(seed_list) * len(psis) > MAX_GRID_IMAGES:
         raise GanzooError(f"truncation: a grid holds at most {MAX_GRID_IMAGES} images")
-    loaded = load_for(ctx, ckpt_ref, runs, device, trust)
-    check_arch(loaded, arch)
+    loaded = load_for(ctx, arch, ckpt_ref, runs, device, trust)
     sweep = truncation_sweep(loaded.model, TruncationOptions(
         list(seed_list), psis, explore_class(loaded.model, class_, loaded.path)))
     save_image(sweep.image(), Path(out))
@@ -174,7 +175,6 @@ def project_command(ctx, arch, ckpt_ref, runs, device, trust, target, steps, lr,
     from ganzoo.explore.project_files import ProjectRequest, run_projection
     request = ProjectRequest(Path(target), steps, lr, extractor, feature_weights,
                              feature_lambda, class_, seed, save_video, Path(out))
-    loaded = load_for(ctx, ckpt_ref, runs, device, trust)
-    check_arch(loaded, arch)
+    loaded = load_for(ctx, arch, ckpt_ref, runs, device, trust)
     for line in run_projection(loaded, request, registry_from(ctx)):
         click.echo(line)
